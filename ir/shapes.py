@@ -1,0 +1,192 @@
+"""Shapes whose dimensions are ints or symbols, and the rules that combine them.
+
+A `None` in a placeholder's shape becomes a `SymDim`: a named unknown size
+(`?0`). Shape rules unify symbols that must be equal (adding (?0,3) to
+(?1,3) makes ?0 and ?1 one symbol), with a union-find so that every shape
+holding either symbol sees the merge.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+_fresh_ids = itertools.count()
+
+
+class ShapeError(ValueError):
+    """Shapes that cannot meet; the op constructor adds op name and location."""
+
+
+class SymDim:
+    """An unknown dimension size. Symbols compare equal once unified."""
+
+    __slots__ = ("name", "_parent")
+
+    def __init__(self, name: str | None = None):
+        self.name = name if name is not None else f"?{next(_fresh_ids)}"
+        self._parent: SymDim | None = None
+
+    def root(self) -> SymDim:
+        node = self
+        while node._parent is not None:
+            node = node._parent
+        # Path compression keeps later lookups O(1).
+        walk = self
+        while walk._parent is not None and walk._parent is not node:
+            walk._parent, walk = node, walk._parent
+        return node
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SymDim) and self.root() is other.root()
+
+    def __hash__(self) -> int:
+        # Unions change the root, so the hash cannot depend on it.
+        return 0x5D1
+
+    def __repr__(self) -> str:
+        return self.root().name
+
+
+Dim = int | SymDim
+Shape = tuple  # tuple[Dim, ...]
+
+
+def is_known(dim) -> bool:
+    return isinstance(dim, int)
+
+
+def unify(a: SymDim, b: SymDim) -> None:
+    """Record that two symbolic dims are the same size."""
+    ra, rb = a.root(), b.root()
+    if ra is not rb:
+        rb._parent = ra
+
+
+def same_dim(a, b) -> bool:
+    if isinstance(a, int) or isinstance(b, int):
+        return a == b if isinstance(a, int) and isinstance(b, int) else False
+    return a.root() is b.root()
+
+
+def same_shape(a: Shape, b: Shape) -> bool:
+    return len(a) == len(b) and all(same_dim(x, y) for x, y in zip(a, b))
+
+
+def format_shape(shape: Shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def from_user(shape, what: str = "shape") -> Shape:
+    """A shape from user terms: ints stay, `None` becomes a fresh symbol."""
+    dims = []
+    for d in shape:
+        if d is None or isinstance(d, SymDim):
+            dims.append(d if d is not None else SymDim())
+        else:
+            try:
+                size = int(d)
+            except (TypeError, ValueError):
+                raise ShapeError(f"{what} {tuple(shape)!r} has a dimension {d!r} "
+                                 "that is neither an int nor None") from None
+            if size < 0:
+                raise ShapeError(f"{what} {tuple(shape)!r} has a negative dimension {size}")
+            dims.append(size)
+    return tuple(dims)
+
+
+def to_user(shape: Shape) -> tuple:
+    """Keras' int_shape: known sizes as ints, unknown ones as None."""
+    return tuple(d if isinstance(d, int) else None for d in shape)
+
+
+def broadcast_dim(a, b):
+    """The size two dims broadcast to, or raise ShapeError."""
+    if isinstance(a, int) and isinstance(b, int):
+        if a == b or b == 1:
+            return a
+        if a == 1:
+            return b
+        raise ShapeError(f"dimensions {a} and {b} do not broadcast")
+    if isinstance(a, int):
+        return b if a == 1 else a
+    if isinstance(b, int):
+        return a if b == 1 else b
+    unify(a, b)
+    return a
+
+
+def broadcast_shapes(*shapes: Shape) -> Shape:
+    """NumPy broadcasting over symbolic shapes."""
+    ndim = max((len(s) for s in shapes), default=0)
+    result = [1] * ndim
+    for shape in shapes:
+        offset = ndim - len(shape)
+        for i, d in enumerate(shape):
+            try:
+                result[offset + i] = broadcast_dim(result[offset + i], d)
+            except ShapeError:
+                raise ShapeError("shapes " + " and ".join(format_shape(s) for s in shapes)
+                                 + " do not broadcast") from None
+    return tuple(result)
+
+
+def merge_dim(a, b, what: str = "dimensions"):
+    """Two dims that must be equal (no broadcasting): the more known one."""
+    if isinstance(a, int) and isinstance(b, int):
+        if a != b:
+            raise ShapeError(f"{what} {a} and {b} differ")
+        return a
+    if isinstance(a, int):
+        return a
+    if isinstance(b, int):
+        return b
+    unify(a, b)
+    return a
+
+
+class SymbolicSize:
+    """A product of known sizes and symbols: the element count of a shape."""
+
+    __slots__ = ("factor", "symbols")
+
+    def __init__(self, shape: Shape):
+        self.factor = 1
+        self.symbols = Counter()
+        for d in shape:
+            if isinstance(d, int):
+                self.factor *= d
+            else:
+                self.symbols[d.root()] += 1
+
+    def divide(self, other: SymbolicSize):
+        """self / other as a single dim if that is expressible, else None."""
+        remaining = self.symbols - other.symbols
+        if other.symbols - self.symbols:
+            return None
+        if other.factor == 0:
+            return None
+        if self.factor % other.factor:
+            return None
+        quotient = self.factor // other.factor
+        total = sum(remaining.values())
+        if total == 0:
+            return quotient
+        if total == 1 and quotient == 1:
+            return next(iter(remaining))
+        return None
+
+
+def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:
+    if not -ndim <= axis < max(ndim, 1):
+        raise ShapeError(f"{what} {axis} is out of range for rank {ndim}")
+    return axis % ndim if ndim else 0
+
+
+def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
+    """Keras' axis argument (None, int or list, negatives allowed) as sorted ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    axes = sorted({normalize_axis(int(a), ndim) for a in axis})
+    return tuple(axes)

@@ -1,0 +1,37 @@
+"""TensorType: a dtype and a shape (ints and symbolic dims)."""
+from __future__ import annotations
+
+from .dtypes import as_dtype
+from .shapes import Shape, same_shape, to_user
+
+
+class TensorType:
+    __slots__ = ("dtype", "shape")
+
+    def __init__(self, dtype, shape: Shape):
+        self.dtype = as_dtype(dtype)
+        self.shape = tuple(shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def int_shape(self) -> tuple:
+        return to_user(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        return all(isinstance(d, int) for d in self.shape)
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, TensorType) and self.dtype == other.dtype
+                and same_shape(self.shape, other.shape))
+
+    def __hash__(self) -> int:
+        return hash((self.dtype, len(self.shape)))
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
+
+    __repr__ = __str__

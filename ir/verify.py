@@ -1,0 +1,2 @@
+def verify(graph):
+    raise NotImplementedError("verify: being written")
