@@ -1,0 +1,16 @@
+"""The Keras 2.3.1 backend API on graphk: `from graphk import backend as K`.
+
+`KERAS_BACKEND=graphk.backend` makes Keras load this module as its backend.
+It must never import keras (that would be a circular import under Keras).
+"""
+from ..config import (backend, cast_to_floatx, epsilon, floatx, image_data_format,
+                      normalize_data_format, set_epsilon, set_floatx, set_image_data_format)
+from ..ir import source as _source
+from .function import *  # noqa: F401,F403
+from .math import *  # noqa: F401,F403
+from .session import *  # noqa: F401,F403
+from .tensors import *  # noqa: F401,F403
+
+_source.register_internal_dir(__file__.rsplit("/", 2)[0])  # the graphk package
+
+py_all, py_any, py_sum, py_slice = all, any, sum, slice

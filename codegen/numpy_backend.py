@@ -1,0 +1,255 @@
+"""Lowering to NumPy: a graph becomes one generated Python function.
+
+The function's body is the graph's schedule written out as straight-line
+NumPy calls (`v3 = k_add(v1, v2)`), preceded by the feed checks and followed
+by the variable updates, so a call walks no graph and dispatches nothing.
+Intermediates are deleted after their last use so large graphs do not keep
+every buffer alive. `Executable.source` is that program, for reading.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import can_feed, numpy_dtype
+from ..ir.errors import FeedError, located
+from ..ir.graph import Graph
+from ..ir.shapes import format_shape
+
+_FILENAME = "<graphk {name}>"
+
+
+class Executable:
+    """A compiled graph: `executable(feeds) -> list of arrays`, then updates applied."""
+
+    def __init__(self, graph: Graph, run, source: str, line_nodes: dict):
+        self.graph = graph
+        self.run = run
+        self.source = source
+        self._line_nodes = line_nodes
+
+    def __call__(self, feeds):
+        try:
+            return self.run(feeds)
+        except FeedError:
+            raise
+        except Exception as error:
+            explained = self.explain(error)
+            if explained is error:
+                raise
+            raise explained from error
+
+    def explain(self, error: Exception) -> Exception:
+        """The error a kernel raised, named by the op and the user's line that built it."""
+        node = self._failing_node(error)
+        if node is None:
+            return error
+        return located(error, node.op.name, node.location, " (while running the function)")
+
+    def _failing_node(self, error):
+        """The node whose generated line raised, found from the traceback."""
+        tb = error.__traceback__
+        node = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == _FILENAME.format(name=self.graph.name):
+                node = self._line_nodes.get(tb.tb_lineno)
+            tb = tb.tb_next
+        return node
+
+
+class _Program:
+    """Accumulates the generated source and the objects it refers to."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.lines: list[str] = []
+        self.env: dict = {"_asarray": np.asarray, "_ndarray": np.ndarray}
+        self.names: dict = {}  # Value -> local variable name
+        self.line_nodes: dict = {}
+
+    def bind(self, prefix: str, obj) -> str:
+        name = f"{prefix}{len(self.env)}"
+        self.env[name] = obj
+        return name
+
+    def emit(self, line: str, node=None) -> None:
+        self.lines.append("    " + line)
+        if node is not None:
+            self.line_nodes[len(self.lines) + 1] = node  # +1 for the `def` line
+
+
+def compile_graph(graph: Graph) -> Executable:
+    """Generate, compile and return the NumPy program for `graph`."""
+    program = _Program(graph)
+    _emit_feeds(program)
+    _emit_nodes(program)
+    _emit_updates_and_return(program)
+    source = "def run(feeds):\n" + "\n".join(program.lines) + "\n"
+    code = compile(source, _FILENAME.format(name=graph.name), "exec")
+    exec(code, program.env)
+    return Executable(graph, program.env["run"], source, program.line_nodes)
+
+
+# --- feeds --------------------------------------------------------------------
+
+def _emit_feeds(program: _Program) -> None:
+    graph = program.graph
+    checker = FeedChecker(graph)
+    program.env["_checker"] = checker
+    program.emit(f"if len(feeds) != {len(graph.inputs)}: _checker.wrong_count(feeds)")
+    first_seen: dict = {}  # symbolic dim root -> (input index, axis)
+    for i, value in enumerate(graph.inputs):
+        name = f"f{i}"
+        program.names[value] = name
+        dtype = program.bind("_dt", numpy_dtype(value.type.dtype))
+        program.emit(f"{name} = feeds[{i}]")
+        program.emit(f"if {name}.__class__ is not _ndarray or {name}.dtype is not {dtype}: "
+                     f"{name} = _checker.coerce({i}, {name})")
+        program.emit(f"s{i} = {name}.shape")
+        shape = value.type.shape
+        if all(isinstance(d, int) for d in shape):
+            program.emit(f"if s{i} != {tuple(shape)!r}: _checker.bad_shape({i}, {name})")
+            continue
+        known = [f"s{i}[{axis}] != {d}" for axis, d in enumerate(shape) if isinstance(d, int)]
+        program.emit(f"if len(s{i}) != {len(shape)}"
+                     + "".join(f" or {c}" for c in known) + f": _checker.bad_shape({i}, {name})")
+        for axis, d in enumerate(shape):
+            if isinstance(d, int):
+                continue
+            root = d.root()
+            if root in first_seen:
+                j, other_axis = first_seen[root]
+                program.emit(f"if s{i}[{axis}] != s{j}[{other_axis}]: "
+                             f"_checker.inconsistent({i}, {axis}, {j}, {other_axis}, feeds)")
+            else:
+                first_seen[root] = (i, axis)
+
+
+class FeedChecker:
+    """Slow-path feed handling: only runs when a feed is not already exactly right."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+
+    def _describe(self, index: int) -> str:
+        value = self.graph.inputs[index]
+        label = f" ({value.name!r})" if value.name else ""
+        return f"function {self.graph.name!r}: input {index}{label}"
+
+    def wrong_count(self, feeds):
+        names = [v.name or f"input {i}" for i, v in enumerate(self.graph.inputs)]
+        try:
+            given = len(feeds)
+        except TypeError:
+            raise FeedError(f"function {self.graph.name!r} expects a list of "
+                            f"{len(names)} arrays for {names}, got {type(feeds).__name__}") from None
+        raise FeedError(f"function {self.graph.name!r} expects {len(names)} feeds {names}, "
+                        f"got {given}")
+
+    def coerce(self, index: int, array):
+        expected = self.graph.inputs[index].type
+        array = np.asarray(array)
+        if array.dtype == numpy_dtype(expected.dtype):
+            return array
+        if not can_feed(array.dtype, expected.dtype):
+            raise FeedError(f"{self._describe(index)} expects dtype {expected.dtype}, got "
+                            f"{array.dtype} (which does not cast safely to it)")
+        return array.astype(expected.dtype)
+
+    def bad_shape(self, index: int, array):
+        expected = self.graph.inputs[index].type
+        raise FeedError(f"{self._describe(index)} expects shape {format_shape(expected.shape)} "
+                        f"({expected.dtype}), got shape {format_shape(array.shape)}")
+
+    def inconsistent(self, i, axis, j, other_axis, feeds):
+        dim = self.graph.inputs[i].type.shape[axis]
+        raise FeedError(
+            f"function {self.graph.name!r}: dimension {dim} must be one size, but "
+            f"{self._describe(i).split(': ')[1]} has {np.shape(feeds[i])[axis]} on axis {axis} "
+            f"and {self._describe(j).split(': ')[1]} has {np.shape(feeds[j])[other_axis]} "
+            f"on axis {other_axis}")
+
+
+# --- the schedule -------------------------------------------------------------
+
+def _last_uses(graph: Graph) -> dict:
+    """For each node position, the values whose last use is that node."""
+    last: dict = {}
+    for position, node in enumerate(graph.nodes):
+        for value in node.inputs:
+            last[value] = position
+    keep = set(graph.outputs) | {v for pair in graph.updates for v in pair}
+    by_position: dict = {}
+    for value, position in last.items():
+        if value not in keep and value.node.op.kernel is not None:
+            by_position.setdefault(position, []).append(value)
+    return by_position
+
+
+def _emit_nodes(program: _Program) -> None:
+    graph = program.graph
+    fed = set(graph.inputs)
+    frees = _last_uses(graph)
+    for position, node in enumerate(graph.nodes):
+        op = node.op
+        if op.leaf:
+            _emit_leaf(program, node, fed)
+            continue
+        inputs = ", ".join(program.names[v] for v in node.inputs)
+        outputs = [f"v{len(program.names) + k}" for k in range(len(node.outputs))]
+        for value, name in zip(node.outputs, outputs):
+            program.names[value] = name
+        kernel = program.bind(f"k_{op.name}_", op.bound_kernel(node.attrs))
+        target = outputs[0] if len(outputs) == 1 else ", ".join(outputs)
+        program.emit(f"{target} = {kernel}({inputs})", node)
+        dead = [program.names[v] for v in frees.get(position, ())]
+        if dead:
+            program.emit(f"del {', '.join(dead)}")
+
+
+def _emit_leaf(program: _Program, node, fed: set) -> None:
+    value = node.outputs[0]
+    kind = node.op.name
+    if kind == "placeholder" and value not in fed:
+        default = node.attrs["default"]
+        if default is None:
+            raise FeedError(f"function {program.graph.name!r} needs placeholder "
+                            f"{value.name or '(unnamed)'} {value.type} (created at "
+                            f"{node.location}), which is neither in its inputs nor has a default")
+        program.names[value] = program.bind("c", default)
+    elif kind == "variable":
+        holder = program.bind("var", value)
+        program.names[value] = f"{holder}_now"
+        program.emit(f"{holder}_now = {holder}.storage", node)
+    elif kind == "constant":
+        program.names[value] = program.bind("c", node.attrs["value"])
+
+
+def _emit_updates_and_return(program: _Program) -> None:
+    graph = program.graph
+    new_values = []
+    for k, (variable, new) in enumerate(graph.updates):
+        name = program.names[new]
+        shape = variable.type.shape
+        check = program.bind("_update_error", _update_error(variable))
+        program.emit(f"u{k} = _asarray({name})")
+        program.emit(f"if u{k}.shape != {tuple(shape)!r}: {check}(u{k})")
+        new_values.append((program.bind("var", variable), f"u{k}"))
+    for holder, name in new_values:  # only after every output and update is computed
+        program.emit(f"{holder}.storage = {name}")
+    results = []
+    for value in graph.outputs:
+        name = program.names[value]
+        if value.node.op.leaf:  # never hand out a variable's or constant's own buffer
+            results.append(f"{name}.copy()")
+        elif value.type.ndim == 0:  # NumPy returns 0-d results as scalars
+            results.append(f"_asarray({name})")
+        else:
+            results.append(name)
+    program.emit(f"return [{', '.join(results)}]")
+
+
+def _update_error(variable):
+    def fail(array):
+        raise FeedError(f"update of variable {variable.name!r} produced shape "
+                        f"{format_shape(array.shape)}, expected {format_shape(variable.type.shape)}")
+    return fail

@@ -1,0 +1,167 @@
+"""K.function: compile a graph once, then call it with a list of arrays."""
+from __future__ import annotations
+
+import os
+
+from ..codegen.numpy_backend import compile_graph
+from ..ir.dtypes import can_feed
+from ..ir.errors import FeedError, located
+from ..ir.graph import Graph, Value
+from ..ir.ops import elementwise as ew
+from ..ir.ops.leaf import Variable, as_value
+from ..ir.shapes import ShapeError, format_shape, same_dim
+from ..ir.source import user_location
+from ..passes.pipeline import run_pipeline
+from .session import get_uid
+
+BACKENDS = ("numpy",)
+
+
+class Update(tuple):
+    """What K.update returns: (variable, new value), applied by K.function."""
+
+    def __new__(cls, variable, new_value):
+        return super().__new__(cls, (variable, new_value))
+
+    @property
+    def variable(self):
+        return self[0]
+
+    @property
+    def value(self):
+        return self[1]
+
+
+class Function:
+    """A compiled graph: `fn(list_of_arrays) -> list_of_arrays`, then updates applied.
+
+    `fn.ir` is the optimized graph (print it for the IR text) and
+    `fn.source` the generated NumPy program.
+    """
+
+    def __init__(self, inputs, outputs, updates=None, name=None, backend="numpy", passes=None):
+        location = user_location()
+        if backend not in BACKENDS:
+            raise ValueError(f"K.function: unknown backend {backend!r}; available: {list(BACKENDS)}")
+        self.name = name or f"function_{get_uid('graphk_function')}"
+        self.inputs = _check_inputs(inputs, self.name)
+        self._single_output = isinstance(outputs, Value)
+        self.outputs = [outputs] if self._single_output else _check_outputs(outputs, self.name)
+        pairs = _collect_updates(updates or [], location)
+        graph = Graph(self.inputs, self.outputs, pairs, name=self.name)
+        self.ir = run_pipeline(graph, passes)
+        self._executable = compile_graph(self.ir)
+        self._run = self._executable.run
+        self.source = self._executable.source
+        _dump(self)
+
+    def __call__(self, inputs):
+        try:
+            results = self._run(inputs)
+        except FeedError:
+            raise
+        except Exception as error:
+            explained = self._executable.explain(error)
+            if explained is error:
+                raise
+            raise explained from error
+        return results[0] if self._single_output else results
+
+
+def function(inputs, outputs, updates=None, name=None, **kwargs) -> Function:
+    """Compile `outputs` (and `updates`) as a function of the placeholders `inputs`.
+
+    graphk keywords: backend="numpy" (the lowering) and passes (None, "none"
+    or "-name,..." to switch passes off).
+    """
+    allowed = {"backend", "passes"}
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ValueError(f"K.function: unknown keyword argument(s) {unknown}; "
+                         f"graphk accepts {sorted(allowed)}")
+    return Function(inputs, outputs, updates, name, **kwargs)
+
+
+def _check_inputs(inputs, name: str) -> list:
+    inputs = list(inputs)
+    for i, value in enumerate(inputs):
+        if not isinstance(value, Value) or value.op_name != "placeholder":
+            raise TypeError(f"K.function {name!r}: input {i} must be a placeholder, "
+                            f"got {value!r}")
+    if len(set(map(id, inputs))) != len(inputs):
+        raise ValueError(f"K.function {name!r}: a placeholder is listed twice in inputs")
+    return inputs
+
+
+def _check_outputs(outputs, name: str) -> list:
+    result = []
+    for i, value in enumerate(outputs):
+        if not isinstance(value, Value):
+            value = as_value(value)
+        result.append(value)
+    return result
+
+
+def _flatten_updates(updates) -> list:
+    flat = []
+    stack = [updates]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Update) or (isinstance(item, tuple) and len(item) == 2
+                                        and isinstance(item[0], Variable)):
+            flat.append(item)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        else:
+            raise TypeError(f"K.function: an update must be what K.update returns or a "
+                            f"(variable, new_value) pair, got {item!r}")
+    return flat
+
+
+def _collect_updates(updates, location) -> list:
+    """(variable, new value) pairs, checked; one update listed twice is applied once."""
+    seen: dict = {}
+    pairs = []
+    for item in _flatten_updates(updates):
+        variable, new = item
+        if variable in seen:
+            if seen[variable] is item or seen[variable][1] is new:
+                continue
+            raise ValueError(f"K.function at {location}: variable {variable.name!r} has two "
+                             "different updates; combine them into one (updates are applied "
+                             "together from the values before the call)")
+        seen[variable] = item
+        pairs.append((variable, _fit_update(variable, new, location)))
+    return pairs
+
+
+def _fit_update(variable: Variable, new, location) -> Value:
+    new = as_value(new, like=variable)
+    target = variable.type
+    if new.type.dtype != target.dtype:
+        if not can_feed(new.type.dtype, target.dtype):
+            raise TypeError(f"update of variable {variable.name!r} at {location}: new value has "
+                            f"dtype {new.type.dtype}, variable has {target.dtype}")
+        new = ew.cast(new, dtype=target.dtype)
+    shape = new.type.shape
+    if len(shape) != target.ndim or not all(
+            not isinstance(d, int) or same_dim(d, t) for d, t in zip(shape, target.shape)):
+        error = ShapeError(f"new value of variable {variable.name!r} has shape "
+                           f"{format_shape(shape)}, expected {format_shape(target.shape)}")
+        raise located(error, "update", location)
+    return new
+
+
+def _dump(fn: Function) -> None:
+    directory = os.environ.get("GRAPHK_DUMP_DIR")
+    if not directory:
+        return
+    os.makedirs(directory, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in fn.name)
+    with open(os.path.join(directory, f"{safe}.graphk"), "w") as handle:
+        handle.write(str(fn.ir))
+    with open(os.path.join(directory, f"{safe}.py"), "w") as handle:
+        handle.write(fn.source)
+
+
+__all__ = ["function", "Function", "Update"]

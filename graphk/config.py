@@ -1,0 +1,105 @@
+"""Keras configuration: floatx, epsilon, image data format, keras.json and KERAS_BACKEND.
+
+As Keras 2.3.1 does it: `$KERAS_HOME` (or `~/.keras`, falling back to
+/tmp/.keras when that is not writable) holds keras.json; its values are read
+once at import; the KERAS_BACKEND environment variable overrides its backend.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+_floatx = "float32"
+_epsilon = 1e-7
+_image_data_format = "channels_last"
+_backend = "graphk"
+
+
+def keras_home() -> str:
+    if "KERAS_HOME" in os.environ:
+        return os.environ["KERAS_HOME"]
+    base = os.path.expanduser("~")
+    if not os.access(base, os.W_OK):
+        base = "/tmp"
+    return os.path.join(base, ".keras")
+
+
+def _load_keras_json() -> None:
+    global _floatx, _epsilon, _image_data_format, _backend
+    path = os.path.join(keras_home(), "keras.json")
+    if os.path.exists(path):
+        try:
+            with open(path) as handle:
+                config = json.load(handle)
+        except ValueError:
+            config = {}
+        _floatx = config.get("floatx", _floatx)
+        _epsilon = float(config.get("epsilon", _epsilon))
+        _image_data_format = config.get("image_data_format", _image_data_format)
+        _backend = config.get("backend", _backend)
+    _backend = os.environ.get("KERAS_BACKEND", _backend)
+
+
+def floatx() -> str:
+    """The default float dtype, as a string ('float32')."""
+    return _floatx
+
+
+def set_floatx(value: str) -> None:
+    global _floatx
+    if value not in {"float16", "float32", "float64"}:
+        raise ValueError(f"unknown floatx type: {value!r}; expected float16, float32 or float64")
+    _floatx = str(value)
+
+
+def epsilon() -> float:
+    """The fuzz factor used in numeric expressions."""
+    return _epsilon
+
+
+def set_epsilon(value: float) -> None:
+    global _epsilon
+    _epsilon = float(value)
+
+
+def image_data_format() -> str:
+    return _image_data_format
+
+
+def set_image_data_format(value: str) -> None:
+    global _image_data_format
+    if value not in {"channels_last", "channels_first"}:
+        raise ValueError(f"unknown data_format: {value!r}; "
+                         "expected 'channels_last' or 'channels_first'")
+    _image_data_format = str(value)
+
+
+def normalize_data_format(value: str | None) -> str:
+    """None means the configured format; otherwise the value, checked."""
+    if value is None:
+        value = image_data_format()
+    data_format = value.lower()
+    if data_format not in {"channels_first", "channels_last"}:
+        raise ValueError('The `data_format` argument must be one of "channels_first", '
+                         f'"channels_last". Received: {value}')
+    return data_format
+
+
+def cast_to_floatx(x):
+    """A NumPy array of `x` in floatx."""
+    return np.asarray(x, dtype=_floatx)
+
+
+def backend() -> str:
+    """The name of this backend: 'graphk'."""
+    return "graphk"
+
+
+def configured_backend() -> str:
+    """What keras.json and KERAS_BACKEND ask Keras to load."""
+    return _backend
+
+
+_load_keras_json()
