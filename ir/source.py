@@ -6,6 +6,7 @@ graphk internals.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -17,10 +18,19 @@ def register_internal_dir(path: str) -> None:
     path = os.path.dirname(os.path.abspath(path)) if os.path.isfile(path) else os.path.abspath(path)
     if path not in _internal_dirs:
         _internal_dirs.append(path)
+        _internal_cache.clear()
+
+
+_internal_cache: dict[str, bool] = {}
 
 
 def _is_internal(filename: str) -> bool:
-    return filename.startswith(tuple(_internal_dirs)) or filename.startswith("<frozen")
+    known = _internal_cache.get(filename)
+    if known is None:
+        path = os.path.abspath(filename)
+        known = path.startswith(tuple(_internal_dirs)) or filename.startswith("<frozen")
+        _internal_cache[filename] = known
+    return known
 
 
 def _display(filename: str) -> str:
@@ -31,12 +41,27 @@ def _display(filename: str) -> str:
     return filename if rel.startswith("..") else rel
 
 
+_overrides: list = []
+
+
+@contextlib.contextmanager
+def location_override(location: str | None):
+    """Attribute nodes built inside to `location` (autodiff: the forward op's line)."""
+    _overrides.append(location)
+    try:
+        yield
+    finally:
+        _overrides.pop()
+
+
 def user_location() -> str | None:
     """`file:line` of the innermost frame that is not graphk's own code."""
+    if _overrides and _overrides[-1] is not None:
+        return _overrides[-1]
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not _is_internal(os.path.abspath(filename)):
+        if not _is_internal(filename):
             return f"{_display(filename)}:{frame.f_lineno}"
         frame = frame.f_back
     return None

@@ -7,8 +7,13 @@ from ..config import (backend, cast_to_floatx, epsilon, floatx, image_data_forma
                       normalize_data_format, set_epsilon, set_floatx, set_image_data_format)
 from ..ir import source as _source
 from .function import *  # noqa: F401,F403
+from .gradients import *  # noqa: F401,F403
+from .linalg import *  # noqa: F401,F403
 from .math import *  # noqa: F401,F403
+from .nn import *  # noqa: F401,F403
+from .reductions import *  # noqa: F401,F403
 from .session import *  # noqa: F401,F403
+from .shaping import *  # noqa: F401,F403
 from .tensors import *  # noqa: F401,F403
 
 _source.register_internal_dir(__file__.rsplit("/", 2)[0])  # the graphk package
