@@ -150,7 +150,7 @@ class FeedChecker:
         array = np.asarray(array)
         if array.dtype == numpy_dtype(expected.dtype):
             return array
-        if not can_feed(array.dtype, expected.dtype):
+        if not can_feed(array.dtype, expected.dtype) and not _fits(array, expected.dtype):
             raise FeedError(f"{self._describe(index)} expects dtype {expected.dtype}, got "
                             f"{array.dtype} (which does not cast safely to it)")
         return array.astype(expected.dtype)
@@ -161,12 +161,21 @@ class FeedChecker:
                         f"({expected.dtype}), got shape {format_shape(array.shape)}")
 
     def inconsistent(self, i, axis, j, other_axis, feeds):
-        dim = self.graph.inputs[i].type.shape[axis]
+        first, second = self._describe(j).split(": ")[1], self._describe(i).split(": ")[1]
         raise FeedError(
-            f"function {self.graph.name!r}: dimension {dim} must be one size, but "
-            f"{self._describe(i).split(': ')[1]} has {np.shape(feeds[i])[axis]} on axis {axis} "
-            f"and {self._describe(j).split(': ')[1]} has {np.shape(feeds[j])[other_axis]} "
-            f"on axis {other_axis}")
+            f"function {self.graph.name!r}: {first} and {second} share an unknown dimension, "
+            f"but {first} has {np.shape(feeds[j])[other_axis]} on axis {other_axis} and "
+            f"{second} has {np.shape(feeds[i])[axis]} on axis {axis}")
+
+
+def _fits(array, dtype: str) -> bool:
+    """Integers fed to a narrower or unsigned integer (or bool) input whose values all fit."""
+    if array.dtype.kind not in "iub" or numpy_dtype(dtype).kind not in "iub":
+        return False
+    if array.size == 0:
+        return True
+    low, high = (0, 1) if dtype == "bool" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+    return bool(low <= array.min() and array.max() <= high)
 
 
 # --- the schedule -------------------------------------------------------------
