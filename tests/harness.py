@@ -69,7 +69,8 @@ def check_op(build, arrays, expected, rtol=1e-6, atol=1e-6, symbolic=True):
 
 def numeric_vjp(build_numpy, arrays, index, weights, eps=1e-6):
     """Central differences of sum(weights * f(arrays)) with respect to arrays[index]."""
-    base = [np.array(a, dtype=np.float64) for a in arrays]
+    base = [np.array(a, dtype=np.float64) if i == index else np.asarray(a)
+            for i, a in enumerate(arrays)]
     grad = np.zeros_like(base[index])
     flat = grad.reshape(-1)
     target = base[index].reshape(-1)

@@ -23,7 +23,7 @@ UNARY = [
     (K.hard_sigmoid, lambda x: np.clip(0.2 * x + 0.5, 0, 1), A),
     (K.relu, lambda x: np.maximum(x, 0), A),
     (lambda x: K.relu(x, alpha=0.1, max_value=1.5, threshold=0.25),
-     lambda x: np.minimum(np.where(x >= 0.25, x, 0.1 * (x - 0.25)), 1.5), A),
+     lambda x: np.clip(x * (x >= 0.25), 0, 1.5) + 0.1 * (x - 0.25) * (x < 0.25), A),
     (K.elu, lambda x: np.where(x > 0, x, np.expm1(x)), A),
     (K.softplus, lambda x: np.log1p(np.exp(x)), A),
     (K.softsign, lambda x: x / (1 + np.abs(x)), A),

@@ -64,13 +64,25 @@ def _hard_sigmoid(x):
 
 
 def _relu(x, alpha=0.0, max_value=None, threshold=0.0):
-    if alpha != 0.0:
-        y = np.where(x >= threshold, x, alpha * (x - threshold))
-    else:
-        y = np.where(x > threshold, x, np.zeros((), x.dtype))
+    """Keras' relu: clip(x * (x >= threshold), 0, max_value) + alpha * (x - threshold) below it."""
+    if alpha == 0.0 and max_value is None and threshold == 0.0:
+        return np.maximum(x, np.zeros((), x.dtype))
+    above = np.clip(x * (x >= threshold), 0, np.inf if max_value is None else max_value)
+    below = alpha * (x - threshold) * (x < threshold)
+    return (above + below).astype(x.dtype, copy=False)
+
+
+def _relu_grad(g, x, alpha=0.0, max_value=None, threshold=0.0):
+    """g times relu's slope at x (the slope is 0 or 1 above threshold, alpha below)."""
+    if alpha == 0.0 and max_value is None and threshold == 0.0:
+        return g * (x > 0)
+    slope = (x >= threshold) & (x > 0)
     if max_value is not None:
-        y = np.minimum(y, np.asarray(max_value, x.dtype))
-    return y.astype(x.dtype, copy=False)
+        slope &= x < max_value
+    result = g * slope
+    if alpha != 0.0:
+        result = result + g * (alpha * (x < threshold))
+    return result.astype(g.dtype, copy=False)
 
 
 def _elu(x, alpha=1.0):
@@ -149,12 +161,18 @@ hard_sigmoid = define(
     "hard_sigmoid", _hard_sigmoid, 1,
     lambda n, g: (_where_positive(less(absolute(n.inputs[0]), 2.5), mul(g, 0.2)),),
     doc="clip(0.2 x + 0.5, 0, 1), as Keras defines it.")
-relu = define(
-    "relu", _relu, 1,
-    lambda n, g: (mul(g, _relu_slope(n)),),
-    attrs={"alpha": 0.0, "max_value": None, "threshold": 0.0},
-    samples=(Sample(((3, 4),)), Sample(((3, 4),), {"alpha": 0.1, "max_value": 1.5,
-                                                    "threshold": 0.25})))
+_RELU_ATTRS = {"alpha": 0.0, "max_value": None, "threshold": 0.0}
+_RELU_SAMPLES = (Sample(((3, 4),)), Sample(((3, 4),), {"alpha": 0.1, "max_value": 1.5,
+                                                        "threshold": 0.25}))
+relu = define("relu", _relu, 1, lambda n, g: (relu_grad(g, n.inputs[0], **n.attrs),),
+              attrs=_RELU_ATTRS, samples=_RELU_SAMPLES)
+relu_grad = define(
+    "relu_grad", _relu_grad, 2,
+    lambda n, g: (relu_grad(g, n.inputs[1], **n.attrs), None),
+    attrs=_RELU_ATTRS,
+    samples=(Sample(((3, 4), (3, 4)), differentiable_inputs=(0,)),
+             Sample(((3, 4), (3, 4)), _RELU_SAMPLES[1].attrs, differentiable_inputs=(0,))),
+    doc="The gradient of relu: g * relu'(x); linear in g, so its own gradient is itself.")
 elu = define("elu", _elu, 1,
              lambda n, g: (switch(greater(n.inputs[0], 0), g,
                                   mul(g, add(n.outputs[0], n.attrs["alpha"]))),),
@@ -204,16 +222,4 @@ cast = define(
     lambda n, g: (cast(g, dtype=n.inputs[0].type.dtype)
                   if is_floating(n.inputs[0].type.dtype) else None,),
     attrs={"dtype": "float32"},
-    samples=(Sample(((3, 4),), {"dtype": "float32"}), Sample(((3, 4),), {"dtype": "int32"})))
-
-
-def _relu_slope(node):
-    """d relu / dx as a tensor of the input's dtype."""
-    x = node.inputs[0]
-    alpha, max_value, threshold = (node.attrs[k] for k in ("alpha", "max_value", "threshold"))
-    above = greater(x, threshold) if alpha == 0.0 else greater_equal(x, threshold)
-    slope = switch(above, 1.0, alpha) if alpha else cast(above, dtype=x.type.dtype)
-    slope = cast(slope, dtype=x.type.dtype)
-    if max_value is not None:
-        slope = mul(slope, cast(less(x, max_value), dtype=x.type.dtype))
-    return slope
+    samples=(Sample(((3, 4),), {"dtype": "float64"}), Sample(((3, 4),), {"dtype": "int32"})))
