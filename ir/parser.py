@@ -38,7 +38,7 @@ _TOKEN = re.compile(r"""
     | (?P<string>"(?:[^"\\\n]|\\.)*")
     | (?P<number>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|[-+]inf\b)
     | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
-    | (?P<punct>[(){}\[\]<>,=:@])
+    | (?P<punct>\.\.\.|[(){}\[\]<>,=:@])
     | (?P<end>\Z)
     | (?P<bad>.)
     )""", re.VERBOSE | re.DOTALL)
@@ -296,7 +296,7 @@ class _Parser:
         input_types = [v.type for v in inputs]
         try:
             inferred = op.infer(*input_types, **attrs)
-        except Exception as error:  # any failing rule is reported at this line
+        except Exception as error:  # noqa: BLE001 (any failing rule is reported at this line)
             given = ", ".join(self.type_text(t) for t in input_types)
             raise self.error(f"{op.name}: {error} (given {given})", start) from None
         inferred = inferred if isinstance(inferred, tuple) else (inferred,)
@@ -346,7 +346,7 @@ class _Parser:
     def attr_dict(self) -> dict:
         self.expect("{")
         attrs: dict = {}
-        while True:
+        while not self.at("}"):
             key = self.expect_kind("word", "an attribute name")
             if key.text in attrs:
                 raise self.error(f"attribute {key.text!r} is given twice", key)
@@ -362,8 +362,8 @@ class _Parser:
         if token.kind == "word" and token.text in _WORD_VALUES:
             return _WORD_VALUES[token.text](self)
         reader = _KIND_VALUES.get(token.kind)
-        if reader is None and token.text == "(":
-            reader = _Parser.tuple_value
+        if reader is None and token.kind == "punct":
+            reader = _PUNCT_VALUES.get(token.text)
         if reader is None:
             raise self.error(f"expected an attribute value, found {_describe(token)}")
         return reader(self)
@@ -389,6 +389,21 @@ class _Parser:
                 break
         self.expect(")", "to close the tuple")
         return tuple(items)
+
+    def ellipsis_value(self):
+        self.advance()
+        return Ellipsis
+
+    def slice_value(self) -> slice:
+        """`slice(start, stop, step)`, each an int or none."""
+        self.advance()
+        self.expect("(", "after 'slice'")
+        parts = [self.attr_value()]
+        for _ in range(2):
+            self.expect(",", "between the parts of a slice(start, stop, step)")
+            parts.append(self.attr_value())
+        self.expect(")", "to close the slice")
+        return slice(*parts)
 
     def string(self, token: Token) -> str:
         try:
@@ -439,7 +454,8 @@ class _Parser:
             value = _number(token.text)
             if dtype in FLOAT_DTYPES or (dtype in INT_DTYPES and isinstance(value, int)):
                 return value
-        raise self.error(f"expected a {dtype} element, found {_describe(token)}", token)
+        raise self.error(f"expected an element of dtype {dtype}, found {_describe(token)}",
+                         token)
 
 
 def _number(text: str):
@@ -458,6 +474,7 @@ _KEYWORDS = {"none": None, "true": True, "false": False, "inf": float("inf"),
 # How an attribute value starts -> how to read it. A nested Graph attribute
 # (loop bodies) would add "graph": _Parser.graph_value here.
 _WORD_VALUES = {**{word: _Parser.keyword_value for word in _KEYWORDS},
-                "dense": _Parser.dense_value}
+                "dense": _Parser.dense_value, "slice": _Parser.slice_value}
+_PUNCT_VALUES = {"(": _Parser.tuple_value, "...": _Parser.ellipsis_value}
 _KIND_VALUES = {"number": _Parser.number_value, "string": _Parser.string_value,
                 "symbol": _Parser.symbol_value}

@@ -217,6 +217,17 @@ def _format_tuple(value, printer: GraphPrinter) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
+@format_attr.register(slice)
+def _format_slice(value, printer: GraphPrinter) -> str:
+    parts = (format_attr(v, printer) for v in (value.start, value.stop, value.step))
+    return f"slice({', '.join(parts)})"
+
+
+@format_attr.register(type(Ellipsis))
+def _format_ellipsis(value, printer: GraphPrinter) -> str:
+    return "..."
+
+
 @format_attr.register(SymDim)
 def _format_symbol(value, printer: GraphPrinter) -> str:
     return printer.dims.name(value)

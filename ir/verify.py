@@ -136,11 +136,8 @@ def _node_error(graph: Graph, node: Node, problem: str, printer=None) -> VerifyE
     where = f" at {node.location}" if node.location else ""
     message = f"{node.op.name}{where}: {problem}"
     printer = printer if printer is not None else _printer(graph)
-    if printer is not None:
-        try:
-            message += "\n  " + printer.node_line(node)
-        except Exception:  # the node itself may be too broken to print
-            pass
+    if printer is not None:  # it printed every node, this one included
+        message += "\n  " + printer.node_line(node)
     return VerifyError(message)
 
 
@@ -151,7 +148,7 @@ def _printer(graph: Graph):
     try:
         printer = GraphPrinter(graph)
         printer.text()
-    except Exception:  # verify reports the inconsistency even when printing fails
+    except Exception:  # noqa: BLE001 (verify reports the inconsistency even if printing fails)
         return None
     return printer
 

@@ -113,6 +113,26 @@ def softsign(x):
     return ew.softsign(_as_tensor(x))
 
 
-__all__ = ["abs", "square", "sqrt", "exp", "log", "round", "sign", "pow", "clip", "equal",
+def switch(condition, then_expression, else_expression):
+    """then_expression where condition holds, else else_expression (either may be a callable).
+
+    A condition of lower rank than the branches applies to their leading axes
+    (Keras' rule), so a (batch,) condition selects whole rows.
+    """
+    then = _as_tensor(then_expression() if callable(then_expression) else then_expression)
+    otherwise = else_expression() if callable(else_expression) else else_expression
+    otherwise = as_value(otherwise, like=then)
+    condition = _as_tensor(condition)
+    if condition.type.dtype != "bool":
+        condition = ew.cast(condition, dtype="bool")
+    missing = max(then.type.ndim, otherwise.type.ndim) - condition.type.ndim
+    if condition.type.ndim and missing > 0:
+        from ..ir.ops.shape import expand_trailing
+
+        condition = expand_trailing(condition, missing)
+    return ew.switch(condition, then, otherwise)
+
+
+__all__ = ["switch", "abs", "square", "sqrt", "exp", "log", "round", "sign", "pow", "clip", "equal",
            "not_equal", "greater", "greater_equal", "less", "less_equal", "maximum", "minimum",
            "sin", "cos", "tanh", "sigmoid", "hard_sigmoid", "relu", "elu", "softplus", "softsign"]

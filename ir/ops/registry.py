@@ -57,6 +57,9 @@ class OpDef:
     elementwise: bool = False
     leaf: bool = False  # placeholder, variable, constant: the type is given, not inferred
     pure: bool = True  # False for random ops: never folded or merged
+    # For ops with per-function state (random generators): attrs -> a fresh kernel,
+    # called once per compiled function, instead of binding `kernel` to the attrs.
+    make_kernel: Callable | None = None
     doc: str = ""
 
     def __repr__(self) -> str:
@@ -78,6 +81,8 @@ class OpDef:
 
     def bound_kernel(self, attrs: dict) -> Callable:
         """The NumPy kernel with this node's attributes applied."""
+        if self.make_kernel is not None:
+            return self.make_kernel(**attrs)
         if not attrs:
             return self.kernel
         kernel, kwargs = self.kernel, dict(attrs)

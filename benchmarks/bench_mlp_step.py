@@ -1,0 +1,96 @@
+"""One SGD training step of an MLP: graphk (K.gradients + K.function updates) against NumPy.
+
+Batch 128, 784-256-256-10, relu, softmax cross-entropy from logits, plain SGD.
+The NumPy step is written by hand: forward, hand-derived backward, in-place
+updates. Runs are interleaved in one process; each figure is the median of
+per-round times. Also reports graphk's step time over its forward-only time
+(the cheap-gradient principle says about 3 or less).
+
+Run: python benchmarks/bench_mlp_step.py
+"""
+import statistics
+import time
+
+import numpy as np
+
+from graphk import backend as K
+
+BATCH, SIZES, LR = 128, (784, 256, 256, 10), 0.01
+
+
+def initial_params(rng):
+    params = []
+    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
+        params.append(rng.normal(0, np.sqrt(2 / fan_in), (fan_in, fan_out)).astype(np.float32))
+        params.append(np.zeros(fan_out, np.float32))
+    return params
+
+
+def graphk_functions(values):
+    x = K.placeholder((None, SIZES[0]), name="x")
+    y = K.placeholder((None, SIZES[-1]), name="y")
+    params = [K.variable(v) for v in values]
+    h = x
+    for i in range(0, len(params), 2):
+        h = K.dot(h, params[i]) + params[i + 1]
+        if i + 2 < len(params):
+            h = K.relu(h)
+    loss = K.mean(K.categorical_crossentropy(y, h, from_logits=True))
+    grads = K.gradients(loss, params)
+    step = K.function([x, y], [loss], updates=[K.update_sub(p, LR * g)
+                                              for p, g in zip(params, grads)], name="sgd_step")
+    forward = K.function([x, y], [loss], name="forward")
+    return step, forward
+
+
+def numpy_step(x, y, params):
+    w1, b1, w2, b2, w3, b3 = params
+    a1 = x @ w1 + b1
+    h1 = np.maximum(a1, 0)
+    a2 = h1 @ w2 + b2
+    h2 = np.maximum(a2, 0)
+    logits = h2 @ w3 + b3
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    loss = -(y * (shifted - np.log(total))).sum(axis=1).mean()
+    d3 = (exp / total - y) / x.shape[0]
+    d2 = (d3 @ w3.T) * (a2 > 0)
+    d1 = (d2 @ w2.T) * (a1 > 0)
+    for param, grad in ((w3, h2.T @ d3), (b3, d3.sum(0)), (w2, h1.T @ d2), (b2, d2.sum(0)),
+                        (w1, x.T @ d1), (b1, d1.sum(0))):
+        param -= LR * grad
+    return loss
+
+
+def timed(fn, repeat):
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat * 1e3
+
+
+def main(rounds: int = 21, repeat: int = 10) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH, SIZES[0])).astype(np.float32)
+    y = np.eye(SIZES[-1], dtype=np.float32)[rng.integers(0, SIZES[-1], BATCH)]
+    values = initial_params(rng)
+    step, forward = graphk_functions([v.copy() for v in values])
+    numpy_params = [v.copy() for v in values]
+    # Same start, same data: the losses must agree before we time anything.
+    assert np.isclose(float(step([x, y])[0]), numpy_step(x, y, numpy_params), rtol=1e-4)
+    times = {"numpy step": [], "graphk step": [], "graphk forward": []}
+    for _ in range(rounds):
+        times["numpy step"].append(timed(lambda: numpy_step(x, y, numpy_params), repeat))
+        times["graphk step"].append(timed(lambda: step([x, y]), repeat))
+        times["graphk forward"].append(timed(lambda: forward([x, y]), repeat))
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    for name, ms in medians.items():
+        print(f"{name:15s}: {ms:.3f} ms")
+    ratios = [g / n for g, n in zip(times["graphk step"], times["numpy step"])]
+    print(f"graphk step / numpy step  : {statistics.median(ratios):.2f}x (median of rounds)")
+    print(f"graphk step / its forward : {medians['graphk step'] / medians['graphk forward']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
