@@ -185,7 +185,7 @@ class _Parser:
             return []
         outputs = [self.lookup(self.advance())]
         while self.accept(","):
-            outputs.append(self.lookup(self.expect_kind("value", "a value such as %x")))
+            outputs.append(self.lookup(self.value_token()))
         return outputs
 
     def update_statement(self) -> tuple[Value, Value]:

@@ -54,13 +54,16 @@ def _sample_specs(sample: Sample) -> list[tuple[tuple, str]]:
 
 
 def _sample_graph(op: OpDef, sample: Sample, symbolic: bool) -> Graph:
-    """Placeholders of the sample's types (leading dims symbolic if asked) fed to the op."""
-    leading: dict[int, SymDim] = {}  # one symbol per distinct leading size
+    """Placeholders of the sample's types fed to the op; with `symbolic`, leading dims unknown.
+
+    Each input gets its own symbol (as tests/harness.py does), so the op's
+    rule has to unify them where it needs them equal.
+    """
     inputs = []
     for i, (shape, dtype) in enumerate(_sample_specs(sample)):
         dims = tuple(shape)
         if symbolic and dims:
-            dims = (leading.setdefault(dims[0], SymDim()),) + dims[1:]
+            dims = (SymDim(),) + dims[1:]
         inputs.append(placeholder(TensorType(dtype, dims), name=f"x{i}", location="sample.py:1"))
     result = apply(op.name, inputs, location="sample.py:2", **sample.attrs)
     outputs = list(result) if isinstance(result, tuple) else [result]

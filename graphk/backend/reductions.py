@@ -95,5 +95,19 @@ def cumprod(x, axis: int = 0) -> Value:
     return ops.cumprod(_as_tensor(x), axis)
 
 
-__all__ = ["sum", "prod", "mean", "var", "std", "max", "min", "any", "all", "argmax", "argmin",
-           "logsumexp", "cumsum", "cumprod"]
+__all__ = [
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "cumprod",
+    "cumsum",
+    "logsumexp",
+    "max",
+    "mean",
+    "min",
+    "prod",
+    "std",
+    "sum",
+    "var",
+]

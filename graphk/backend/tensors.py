@@ -192,7 +192,11 @@ def update(x, new_x) -> Update:
     """Set `x` to `new_x` when a K.function that lists this update runs."""
     if not isinstance(x, leaf.Variable):
         raise TypeError(f"update: {x!r} is not a variable")
-    return Update(x, leaf.as_value(new_x, like=x))
+    from .control import active_control_inputs
+
+    result = Update(x, leaf.as_value(new_x, like=x))
+    result.control_inputs = active_control_inputs()  # applied before this one (TF semantics)
+    return result
 
 
 def update_add(x, increment) -> Update:

@@ -16,5 +16,24 @@ register(OpDef(
     doc="The identity, through which no gradient flows."))
 
 
+def _print_kernel(x, message=""):
+    print(f"{message}{x}", flush=True)
+    return x
+
+
+register(OpDef(
+    "print_tensor", "control",
+    infer=lambda x, message="": x, kernel=_print_kernel,
+    attrs={"message": ""},
+    grad=lambda n, g: (g,),
+    pure=False,  # printing is the point: never folded away or merged
+    samples=(Sample(((2, 2),), {"message": "x = "}),),
+    doc="Prints message and the value when the function runs; returns the value."))
+
+
+def print_tensor(x, message: str = ""):
+    return apply("print_tensor", [x], message=message)
+
+
 def stop_gradient(x):
     return apply("stop_gradient", [x])

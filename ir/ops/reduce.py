@@ -27,7 +27,9 @@ from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, regist
 
 
 def reduction_axes(axis, ndim: int) -> tuple[int, ...]:
-    """Keras' axis argument as canonical axes; on a scalar, axis 0 or -1 reduces nothing."""
+    """Keras' axis argument as canonical axes; on a scalar, axis 0 reduces nothing."""
+    if isinstance(axis, np.integer):
+        axis = int(axis)
     axes = normalize_axes(axis, ndim)
     return axes if ndim else ()
 

@@ -7,6 +7,7 @@ and, for elementwise ops, the scalar rule the LLVM backend compiles.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -91,6 +92,23 @@ class OpDef:
 
 REGISTRY: dict[str, OpDef] = {}
 
+# Active input substitutions (innermost last): while one is active, every node built
+# reads mapping[v] wherever it would read v. The front end uses it for
+# control dependencies (ops built inside read a variable's updated value).
+_substitutions: list[dict] = []
+
+
+@contextlib.contextmanager
+def substituting(mapping: dict):
+    """Build every node inside with inputs replaced by `mapping` (a Value -> Value dict)."""
+    merged = dict(_substitutions[-1]) if _substitutions else {}
+    merged.update(mapping)
+    _substitutions.append(merged)
+    try:
+        yield
+    finally:
+        _substitutions.pop()
+
 
 def register(op: OpDef) -> OpDef:
     if op.name in REGISTRY:
@@ -128,6 +146,9 @@ def apply(op_name: str, inputs, location: str | None = None, **attrs):
     """
     op = REGISTRY[op_name]
     inputs = tuple(inputs)
+    if _substitutions:
+        mapping = _substitutions[-1]
+        inputs = tuple(mapping.get(v, v) for v in inputs)
     for value in inputs:
         if not isinstance(value, Value):
             raise TypeError(f"{op_name}: expected graphk tensors as inputs, got {type(value).__name__}")
