@@ -3,6 +3,8 @@
 `KERAS_BACKEND=graphk.backend` makes Keras load this module as its backend.
 It must never import keras (that would be a circular import under Keras).
 """
+import builtins as _builtins
+
 from ..config import (backend, cast_to_floatx, epsilon, floatx, image_data_format,
                       normalize_data_format, set_epsilon, set_floatx, set_image_data_format)
 from ..ir import source as _source
@@ -20,4 +22,4 @@ from .tensors import *  # noqa: F401,F403
 
 _source.register_internal_dir(__file__.rsplit("/", 2)[0])  # the graphk package
 
-py_all, py_any, py_sum, py_slice = all, any, sum, slice
+py_all, py_any, py_sum, py_slice = _builtins.all, _builtins.any, _builtins.sum, _builtins.slice

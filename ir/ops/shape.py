@@ -42,6 +42,14 @@ def _op(name: str, infer, kernel, grad, samples, attrs=None, doc: str = "") -> N
                    samples=samples, doc=doc))
 
 
+def _axis_attr(op_name: str, x: Value, axis, ndim: int) -> int:
+    """`axis` normalized for a canonical attribute; out of range names op, call site and x."""
+    try:
+        return normalize_axis(int(axis), ndim)
+    except ShapeError as error:
+        raise located(error, op_name, user_location(), f" (given {x.type})") from None
+
+
 def _fresh_or_same(dim, factor: int):
     """The size of `dim` repeated `factor` times: known, the same symbol, or a new one."""
     if isinstance(dim, int):
@@ -494,17 +502,17 @@ _op("reverse", _reverse_infer, lambda x, axes: np.flip(x, axes),
 
 
 def expand_dims(x: Value, axis: int = -1) -> Value:
-    return apply("expand_dims", [x], axis=normalize_axis(axis, x.type.ndim + 1))
+    return apply("expand_dims", [x], axis=_axis_attr("expand_dims", x, axis, x.type.ndim + 1))
 
 
 def squeeze(x: Value, axis: int) -> Value:
-    return apply("squeeze", [x], axis=normalize_axis(axis, x.type.ndim))
+    return apply("squeeze", [x], axis=_axis_attr("squeeze", x, axis, x.type.ndim))
 
 
 def reverse(x: Value, axes) -> Value:
-    axes = (axes,) if isinstance(axes, int) else tuple(axes)
-    return apply("reverse", [x], axes=tuple(sorted({normalize_axis(a, x.type.ndim)
-                                                    for a in axes})))
+    axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
+    normalized = {_axis_attr("reverse", x, a, x.type.ndim) for a in axes}
+    return apply("reverse", [x], axes=tuple(sorted(normalized)))
 
 
 # --- joining: concatenate and stack ----------------------------------------------------
@@ -607,14 +615,16 @@ _op("stack", _stack_infer, lambda *xs, axis: np.stack(xs, axis=axis), _stack_gra
 
 def concatenate(values, axis: int = -1) -> Value:
     values = list(values)
-    ndim = values[0].type.ndim if values else 0
-    return apply("concatenate", values, axis=normalize_axis(axis, ndim) if ndim else axis)
+    if values and values[0].type.ndim:
+        axis = _axis_attr("concatenate", values[0], axis, values[0].type.ndim)
+    return apply("concatenate", values, axis=axis)
 
 
 def stack(values, axis: int = 0) -> Value:
     values = list(values)
-    ndim = values[0].type.ndim if values else 0
-    return apply("stack", values, axis=normalize_axis(axis, ndim + 1))
+    if values:
+        axis = _axis_attr("stack", values[0], axis, values[0].type.ndim + 1)
+    return apply("stack", values, axis=axis)
 
 
 # --- repeating: tile and repeat_elements -----------------------------------------------
@@ -690,7 +700,8 @@ def tile_grad(g: Value, like: Value, reps) -> Value:
 
 
 def repeat_elements(x: Value, rep: int, axis: int) -> Value:
-    return apply("repeat_elements", [x], rep=int(rep), axis=normalize_axis(axis, x.type.ndim))
+    axis = _axis_attr("repeat_elements", x, axis, x.type.ndim)
+    return apply("repeat_elements", [x], rep=int(rep), axis=axis)
 
 
 def repeat_elements_grad(g: Value, like: Value, rep: int, axis: int) -> Value:

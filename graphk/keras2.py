@@ -1,0 +1,57 @@
+"""Opt-in shims that let Keras 2.3.1 run on Python >= 3.10, NumPy 2 and h5py 3.
+
+Keras 2.3.1 predates these: it uses `collections.Mapping` (moved to
+`collections.abc` and removed from `collections` in Python 3.10), and its
+weight loading calls `.decode('utf8')` on HDF5 attributes that h5py 3 returns
+as `str` rather than `bytes`. Nothing here runs when graphk is imported; call
+`install_shims()` before importing keras:
+
+    import graphk.keras2
+    graphk.keras2.install_shims()
+    import keras
+
+Each shim only adds what is missing, so installing twice is harmless.
+"""
+from __future__ import annotations
+
+import collections
+import collections.abc
+
+_ABC_NAMES = ("Mapping", "MutableMapping", "Sequence", "MutableSequence", "Iterable",
+              "Iterator", "Callable", "Set", "MutableSet", "Hashable", "Sized", "Container")
+
+
+class _DecodableStr(str):
+    """A str that also answers `.decode()`, as the bytes h5py 2 returned did."""
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return str(self)
+
+
+def _install_collections_aliases() -> None:
+    for name in _ABC_NAMES:
+        if not hasattr(collections, name):
+            setattr(collections, name, getattr(collections.abc, name))
+
+
+def _install_h5py_str_attributes() -> None:
+    try:
+        from h5py._hl.attrs import AttributeManager
+    except ImportError:  # h5py absent: Keras cannot save weights anyway
+        return
+    if getattr(AttributeManager.__getitem__, "_graphk_shim", False):
+        return
+    original = AttributeManager.__getitem__
+
+    def __getitem__(self, name):
+        value = original(self, name)
+        return _DecodableStr(value) if isinstance(value, str) else value
+
+    __getitem__._graphk_shim = True
+    AttributeManager.__getitem__ = __getitem__
+
+
+def install_shims() -> None:
+    """Install every shim Keras 2.3.1 needs here (idempotent)."""
+    _install_collections_aliases()
+    _install_h5py_str_attributes()
