@@ -233,14 +233,29 @@ def _emit_leaf(program: _Program, node, fed: set) -> None:
         program.names[value] = program.bind("c", node.attrs["value"])
 
 
+def _may_alias_leaf(graph: Graph) -> set:
+    """Values that may share memory with a variable, a constant or a feed.
+
+    They are copied before being handed to the caller or stored, so that
+    writing into a result never changes state (TensorFlow returns fresh arrays).
+    """
+    aliased = set()
+    for node in graph.nodes:
+        if node.op.leaf or (node.op.view and node.inputs and node.inputs[0] in aliased):
+            aliased.update(node.outputs)
+    return aliased
+
+
 def _emit_updates_and_return(program: _Program) -> None:
     graph = program.graph
+    aliased = _may_alias_leaf(graph)
     new_values = []
     for k, (variable, new) in enumerate(graph.updates):
         name = program.names[new]
         shape = variable.type.shape
         check = program.bind("_update_error", _update_error(variable))
-        program.emit(f"u{k} = _asarray({name})")
+        copy = ".copy()" if new in aliased else ""
+        program.emit(f"u{k} = _asarray({name}){copy}")
         program.emit(f"if u{k}.shape != {tuple(shape)!r}: {check}(u{k})")
         new_values.append((program.bind("var", variable), f"u{k}"))
     for holder, name in new_values:  # only after every output and update is computed
@@ -248,8 +263,8 @@ def _emit_updates_and_return(program: _Program) -> None:
     results = []
     for value in graph.outputs:
         name = program.names[value]
-        if value.node.op.leaf:  # never hand out a variable's or constant's own buffer
-            results.append(f"{name}.copy()")
+        if value in aliased:  # never hand out a variable's, constant's or feed's own buffer
+            results.append(f"_asarray({name}).copy()")
         elif value.type.ndim == 0:  # NumPy returns 0-d results as scalars
             results.append(f"_asarray({name})")
         else:

@@ -48,7 +48,7 @@ def gradients(loss: Value, wrt, seed: Value | None = None) -> list:
         _backpropagate(node, contributions, on_path)
     results = []
     for value in wrt:
-        total = _accumulate(contributions.get(value, []))
+        total = _total(contributions, value)
         if total is not None and total.type.dtype != value.type.dtype:
             total = ew.cast(total, dtype=value.type.dtype)
         results.append(total)
@@ -75,13 +75,23 @@ def _accumulate(parts: list) -> Value | None:
     return total
 
 
+def _total(contributions: dict, value: Value) -> Value | None:
+    """The summed cotangent of `value`, kept summed for later readers (wrt entries)."""
+    parts = contributions.get(value)
+    if not parts:
+        return None
+    if len(parts) > 1:
+        contributions[value] = parts = [_accumulate(parts)]
+    return parts[0]
+
+
 def _backpropagate(node, contributions: dict, on_path: set) -> None:
     rule = node.op.grad
     if rule is None:
         raise GradientError(f"op {node.op.name!r} (built at {node.location}) has no gradient "
                             "rule yet; wrap its input in K.stop_gradient if no gradient is needed")
     with location_override(node.location):
-        cotangents = [_accumulate(contributions.pop(v, [])) for v in node.outputs]
+        cotangents = [_total(contributions, v) for v in node.outputs]
         if node.op.num_outputs == 1:
             input_grads = rule(node, cotangents[0])
         else:

@@ -325,7 +325,7 @@ _LINE3 = "  %1 = add(%x, %x) : float32[3]"
 
 @pytest.mark.parametrize("line3, marker, message", [
     ("  %1 = add(%x, $x) : float32[3]", "$", "unexpected character '$'"),
-    ("  %1 = ad(%x, %x) : float32[3]", "ad(", "unknown op 'ad'; did you mean add"),
+    ("  %1 = ad(%x, %x) : float32[3]", "ad(", "unknown op 'ad'; did you mean"),
     ("  %1 = add(%x, %q) : float32[3]", "%q", "value %q is used but never defined"),
     ("  %1, %2 = add(%x, %x) : float32[3], float32[3]", "%1", "add has 1 output(s)"),
     ("  %1, %2 = add(%x, %x) : float32[3]", "float32", "2 value name(s) but 1 type(s)"),

@@ -9,12 +9,16 @@ from ..config import (backend, cast_to_floatx, epsilon, floatx, image_data_forma
                       normalize_data_format, set_epsilon, set_floatx, set_image_data_format)
 from ..ir import source as _source
 from .control import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
 from .function import *  # noqa: F401,F403
 from .gradients import *  # noqa: F401,F403
+from .image import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
 from .math import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403
 from .pending import *  # noqa: F401,F403
+from .random import *  # noqa: F401,F403
 from .reductions import *  # noqa: F401,F403
 from .session import *  # noqa: F401,F403
 from .shaping import *  # noqa: F401,F403

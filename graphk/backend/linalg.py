@@ -1,1 +1,69 @@
-__all__ = []
+"""Linear algebra with Keras 2.3.1 semantics: dot, batch_dot, transpose."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.errors import located
+from ..ir.graph import Value
+from ..ir.ops import linalg
+from ..ir.ops import shape as shape_ops
+from ..ir.source import user_location
+from .tensors import _as_tensor
+
+
+def dot(x, y) -> Value:
+    """Keras dot: x's last axis against y's second-to-last (Theano's N-d rule).
+
+    (2, 3) . (3, 4) -> (2, 4); (32, 28, 3) . (3, 4) -> (32, 28, 4);
+    (2, 3) . (4, 3, 5) -> (2, 4, 5). A vector operand behaves as in np.dot.
+    """
+    return linalg.dot(_as_tensor(x), _as_tensor(y))
+
+
+def _batch_dot_error(message: str) -> ValueError:
+    return located(ValueError(message), "batch_dot", user_location())
+
+
+def _batch_dot_axes(x_ndim: int, y_ndim: int, axes) -> tuple[int, int]:
+    """Keras 2.3.1's axes argument (None, an int, or a pair; negatives allowed) as a pair."""
+    if isinstance(axes, (int, np.integer)):
+        axes = (axes, axes)
+    if axes is None:
+        axes = (x_ndim - 1, y_ndim - 1) if y_ndim == 2 else (x_ndim - 1, y_ndim - 2)
+    axes = list(axes)
+    if any(isinstance(a, (list, tuple)) for a in axes) or len(axes) != 2:
+        raise _batch_dot_error("Multiple target dimensions are not supported. Expected: None, "
+                               f"int, (int, int), Provided: {axes}")
+    x_axis, y_axis = (int(a) for a in axes)
+    x_axis += x_ndim if x_axis < 0 else 0
+    y_axis += y_ndim if y_axis < 0 else 0
+    if 0 in (x_axis, y_axis):
+        raise _batch_dot_error("Can not perform batch_dot over axis 0. If your inputs are not "
+                               "batched, add a dummy batch dimension to your inputs using "
+                               "K.expand_dims(x, 0)")
+    return x_axis, y_axis
+
+
+def batch_dot(x, y, axes=None) -> Value:
+    """Batchwise dot product, Keras 2.3.1's rule.
+
+    Axis 0 is the batch; x's axis axes[0] is summed against y's axis axes[1].
+    The result has x's remaining axes, then y's (without its batch axis); a
+    rank-1 result becomes (batch_size, 1). E.g. x (32, 20, 1), y (32, 30, 20),
+    axes=(1, 2) -> (32, 1, 30). With axes None it is (x.ndim - 1, y.ndim - 2),
+    or (1, 1) between two matrices.
+    """
+    x, y = _as_tensor(x), _as_tensor(y)
+    if x.type.ndim < 2 or y.type.ndim < 2:
+        axes = (1, 1)  # the op reports the ranks
+    else:
+        axes = _batch_dot_axes(x.type.ndim, y.type.ndim, axes)
+    return linalg.batch_dot(x, y, axes)
+
+
+def transpose(x) -> Value:
+    """All axes reversed (a matrix's transpose)."""
+    return shape_ops.transpose(_as_tensor(x))
+
+
+__all__ = ["batch_dot", "dot", "transpose"]

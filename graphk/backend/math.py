@@ -5,6 +5,7 @@ import numpy as np
 
 from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
+from ..ir.ops import shape as shape_ops
 from ..ir.ops.leaf import as_value
 from .tensors import _as_tensor
 
@@ -126,10 +127,8 @@ def switch(condition, then_expression, else_expression):
     if condition.type.dtype != "bool":
         condition = ew.cast(condition, dtype="bool")
     missing = max(then.type.ndim, otherwise.type.ndim) - condition.type.ndim
-    if condition.type.ndim and missing > 0:
-        from ..ir.ops.shape import expand_trailing
-
-        condition = expand_trailing(condition, missing)
+    for _ in range(missing if condition.type.ndim else 0):
+        condition = shape_ops.expand_dims(condition, -1)
     return ew.switch(condition, then, otherwise)
 
 

@@ -8,6 +8,7 @@ from ..ir.dtypes import as_dtype
 from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
 from ..ir.ops import leaf
+from ..ir.ops import shape as shape_ops
 from ..ir.shapes import from_user
 from ..ir.types import TensorType
 from .function import Function, Update
@@ -83,16 +84,20 @@ def eye(size, dtype=None, name=None) -> leaf.Variable:
 
 
 def zeros_like(x, dtype=None, name=None) -> Value:
+    """Zeros of x's runtime shape (and dtype, unless given)."""
     x = _as_tensor(x)
-    return ew.cast(x * 0, dtype=as_dtype(dtype or x.type.dtype))
+    return shape_ops.full_like(x, 0, as_dtype(dtype or x.type.dtype))
 
 
 def ones_like(x, dtype=None, name=None) -> Value:
-    return zeros_like(x, dtype, name) + 1
+    x = _as_tensor(x)
+    return shape_ops.full_like(x, 1, as_dtype(dtype or x.type.dtype))
 
 
 def identity(x, name=None) -> Value:
-    return ew.cast(_as_tensor(x), dtype=_as_tensor(x).type.dtype)
+    """A copy of x (a new tensor with the same value)."""
+    x = _as_tensor(x)
+    return ew.cast(x, dtype=x.type.dtype)
 
 
 def _random_variable(sample, shape, dtype, name, seed):

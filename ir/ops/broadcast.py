@@ -32,7 +32,7 @@ def _broadcast_like_kernel(x, like):
 
 
 register(OpDef(
-    "sum_to", "broadcast",
+    "sum_to", "broadcast", view=True,
     infer=lambda g, like: TensorType(g.dtype, like.shape),
     kernel=_sum_to_kernel,
     grad=lambda n, g: (broadcast_like(g, n.inputs[0]), None),

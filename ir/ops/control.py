@@ -9,7 +9,7 @@ def _identity(x):
 
 
 register(OpDef(
-    "stop_gradient", "control",
+    "stop_gradient", "control", view=True,
     infer=lambda x: x, kernel=_identity,
     grad=lambda n, g: (None,),
     samples=(Sample(((3, 4),), differentiable_inputs=()),),
@@ -22,7 +22,7 @@ def _print_kernel(x, message=""):
 
 
 register(OpDef(
-    "print_tensor", "control",
+    "print_tensor", "control", view=True,
     infer=lambda x, message="": x, kernel=_print_kernel,
     attrs={"message": ""},
     grad=lambda n, g: (g,),

@@ -15,7 +15,7 @@ views instead of copies when the memory order allows.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from ..dtypes import promote
 from ..shapes import ShapeError, broadcast_shapes, format_shape, merge_dim
 from ..types import TensorType
 from .elementwise import mul
+from .leaf import as_value
 from .registry import OpDef, Sample, apply, register
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -129,7 +130,7 @@ def _parse_subscripts(subscripts: str) -> tuple[str, str, str]:
     return xs, ys, out
 
 
-@lru_cache(maxsize=None)
+@cache
 def plan(subscripts: str) -> ContractionPlan:
     return ContractionPlan(subscripts)
 
@@ -213,14 +214,17 @@ def _matmul_kernel(a, b, transpose_a=False, transpose_b=False):
 
 def _vector_matmul_subscripts(a_ndim: int, b_ndim: int, transpose_a: bool,
                               transpose_b: bool) -> str:
-    """The contraction a matmul with a vector operand is (vectors have no batch dims)."""
+    """The contraction a matmul with a vector operand is (vectors have no batch dims).
+
+    Lowercase i, k, m name the matrix axes; batch axes take uppercase letters.
+    """
     if a_ndim == 1 and b_ndim == 1:
         return "k,k->"
     if a_ndim == 1:
-        batch = _LETTERS[2:b_ndim]
+        batch = _LETTERS[26:24 + b_ndim]
         b_terms = batch + ("mk" if transpose_b else "km")
         return f"k,{b_terms}->{batch}m"
-    batch = _LETTERS[2:a_ndim]
+    batch = _LETTERS[26:24 + a_ndim]
     a_terms = batch + ("ki" if transpose_a else "ik")
     return f"{a_terms},k->{batch}i"
 
@@ -260,8 +264,6 @@ register(OpDef(
 
 def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
     """a @ b with NumPy's rules (vectors promoted, batch dims broadcast)."""
-    from .leaf import as_value
-
     a = as_value(a, b if hasattr(b, "type") else None)
     b = as_value(b, a)
     return apply("matmul", [a, b], transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
@@ -284,7 +286,7 @@ def _dot_infer(x: TensorType, y: TensorType) -> TensorType:
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError("dot needs operands of rank 1 or more; use * to scale by a scalar")
     axis = "-2" if y.ndim > 1 else "-1"
-    describe = lambda _: f"x's last axis and y's axis {axis} must have the same size"  # noqa: E731
+    describe = lambda _: f"x's last axis and y's axis {axis} must have the same size"
     contraction = plan(dot_subscripts(x.ndim, y.ndim))
     return TensorType(promote(x.dtype, y.dtype),
                       contraction.out_shape(x.shape, y.shape, describe))
@@ -297,10 +299,18 @@ def _dot_grad(node, g):
     return _contraction_grad(dot_subscripts(x.type.ndim, y.type.ndim), x, y, g)
 
 
+def _dot_kernel(x, y):
+    if y.ndim == 2 and x.ndim >= 2:  # the common case: x's leading axes are rows of one GEMM
+        rows = _sizes_product(x.shape[:-1])
+        product = np.matmul(x.reshape(rows, x.shape[-1]), y)
+        return product.reshape(x.shape[:-1] + y.shape[-1:])
+    return plan(dot_subscripts(x.ndim, y.ndim))(x, y)
+
+
 register(OpDef(
     "dot", "linalg",
     infer=_dot_infer,
-    kernel=lambda x, y: plan(dot_subscripts(x.ndim, y.ndim))(x, y),
+    kernel=_dot_kernel,
     grad=_dot_grad,
     samples=(Sample(((3, 4), (4, 5))),
              Sample(((2, 3, 4), (4, 5))),

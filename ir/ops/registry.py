@@ -61,6 +61,9 @@ class OpDef:
     # For ops with per-function state (random generators): attrs -> a fresh kernel,
     # called once per compiled function, instead of binding `kernel` to the attrs.
     make_kernel: Callable | None = None
+    # The kernel may return a view of an input (reshape, transpose, ...): codegen copies
+    # such results before handing them out if they could alias a variable or a feed.
+    view: bool = False
     doc: str = ""
 
     def __repr__(self) -> str:

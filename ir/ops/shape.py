@@ -21,11 +21,11 @@ import numpy as np
 from ..dtypes import DTypeError, as_dtype, is_integer, promote
 from ..errors import located
 from ..graph import Value
-from ..shapes import ShapeError, SymDim, SymbolicSize, format_shape, merge_dim, normalize_axis
+from ..shapes import ShapeError, SymbolicSize, SymDim, format_shape, merge_dim, normalize_axis
 from ..source import user_location
 from ..types import TensorType
 from . import elementwise as ew
-from .leaf import constant, constant_value
+from .leaf import constant_value
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
 
 FULL_SLICE = ("slice", None, None, None)
@@ -37,17 +37,28 @@ def _array(result) -> np.ndarray:
     return result if isinstance(result, np.ndarray) else np.asarray(result)
 
 
+# Kernels that return NumPy views of their first input rather than new arrays.
+_VIEW_OPS = {"getitem", "reshape", "reshape_dynamic", "reshape_like", "transpose", "expand_dims",
+             "squeeze", "reverse"}
+
+
 def _op(name: str, infer, kernel, grad, samples, attrs=None, doc: str = "") -> None:
     register(OpDef(name, "shape", infer=infer, kernel=kernel, attrs=attrs or {}, grad=grad,
-                   samples=samples, doc=doc))
+                   samples=samples, doc=doc, view=name in _VIEW_OPS))
 
 
 def _axis_attr(op_name: str, x: Value, axis, ndim: int) -> int:
-    """`axis` normalized for a canonical attribute; out of range names op, call site and x."""
-    try:
-        return normalize_axis(int(axis), ndim)
-    except ShapeError as error:
-        raise located(error, op_name, user_location(), f" (given {x.type})") from None
+    """`axis` normalized for a canonical attribute (`ndim` axes to choose from).
+
+    Checked here rather than in the type rule, so the error names the op,
+    the user's line and the range the op takes.
+    """
+    axis = int(axis)
+    if not -ndim <= axis < max(ndim, 1):
+        error = ShapeError(f"axis {axis} is out of range: {op_name} takes axes "
+                           f"{-ndim}..{ndim - 1} on a tensor of shape {format_shape(x.type.shape)}")
+        raise located(error, op_name, user_location()) from None
+    return axis % ndim if ndim else 0
 
 
 def _fresh_or_same(dim, factor: int):
@@ -217,7 +228,7 @@ def _getitem_grad(node, g):
 
 
 def _getitem_grad_grad(node, g):
-    _, x, *indices = node.inputs
+    indices = node.inputs[2:]
     return (_apply_getitem(g, node.attrs["key"], indices), None) + (None,) * len(indices)
 
 

@@ -1,0 +1,2 @@
+"""In progress."""
+__all__ = []
