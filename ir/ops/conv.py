@@ -223,9 +223,9 @@ def _scatter_patches_infer(patches, *extras, output_spatial, kernel_size, stride
                          f"{rank} output sizes, got shape {format_shape(patches.shape)} and "
                          f"sizes {output_spatial}")
     spatial = _spatial_types(output_spatial, extras)
-    expected = (SymDim(),) + tuple(output_dim(size, k, s, d, padding) for size, k, s, d in zip(
-        spatial, kernel_size, strides, dilation)) + tuple(kernel_size) + (SymDim(),)
-    for axis, (want, got) in enumerate(zip(expected, patches.shape)):
+    expected = tuple(output_dim(size, k, s, d, padding) for size, k, s, d in zip(
+        spatial, kernel_size, strides, dilation)) + tuple(kernel_size)
+    for axis, (want, got) in enumerate(zip(expected, patches.shape[1:-1]), start=1):
         try:
             merge_dim(want, got)
         except ShapeError:

@@ -25,8 +25,10 @@ from functools import partial
 import numpy as np
 
 from ..dtypes import DTypeError, as_dtype, is_floating, is_integer
+from ..errors import located
 from ..graph import Value
 from ..shapes import ShapeError, SymDim, normalize_axis
+from ..source import user_location
 from ..types import TensorType
 from .leaf import constant_value
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
@@ -42,7 +44,7 @@ def _item_dim(item, types, used: set):
         if item < 0:
             raise ShapeError(f"shape has a negative dimension {item}")
         return item
-    kind, k = item[0], item[1] if len(item) > 1 else None
+    kind, k = (item[0], item[1]) if len(item) > 1 else (None, None)
     if not isinstance(k, int) or not 0 <= k < len(types):
         raise ShapeError(f"shape item {item!r} refers to input {k!r}, but {len(types)} are given")
     used.add(k)
@@ -257,6 +259,11 @@ def _one_shot_kernel(make_kernel):
 # --- type rules ------------------------------------------------------------------------------
 
 
+def _check_seed(seed) -> None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+
+
 def _float_dtype(op_name: str, dtype) -> str:
     dtype = as_dtype(dtype)
     if not is_floating(dtype):
@@ -266,11 +273,13 @@ def _float_dtype(op_name: str, dtype) -> str:
 
 def _normal_infer(op_name):
     def infer(*types, shape, mean, stddev, dtype, seed):
+        _check_seed(seed)
         return TensorType(_float_dtype(op_name, dtype), output_shape(types, shape))
     return infer
 
 
 def _uniform_infer(*types, shape, minval, maxval, dtype, seed):
+    _check_seed(seed)
     dtype = as_dtype(dtype)
     if is_integer(dtype):
         if minval != int(minval) or maxval != int(maxval) or not minval < maxval:
@@ -282,6 +291,7 @@ def _uniform_infer(*types, shape, minval, maxval, dtype, seed):
 
 
 def _binomial_infer(*types, shape, p, dtype, seed):
+    _check_seed(seed)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"random_binomial needs 0 <= p <= 1, got p={p!r}")
     return TensorType(as_dtype(dtype), output_shape(types, shape))
@@ -322,7 +332,10 @@ _register("random_binomial", _binomial_infer, _binomial, {"p": 0.0},
 
 
 def _random(name: str, shape, like: Value | None = None, **attrs) -> Value:
-    items, inputs = encode_shape(shape, like)
+    try:
+        items, inputs = encode_shape(shape, like)
+    except (ShapeError, DTypeError) as error:
+        raise located(error, name, user_location(), f" (given shape {shape!r})") from None
     return apply(name, inputs, shape=items, **attrs)
 
 
@@ -340,8 +353,12 @@ def truncated_normal(shape, mean: float = 0.0, stddev: float = 1.0, dtype: str =
 
 def random_uniform(shape, minval: float = 0.0, maxval: float = 1.0, dtype: str = "float32",
                    seed: int | None = None, like: Value | None = None) -> Value:
-    return _random("random_uniform", shape, like, minval=minval, maxval=maxval,
-                   dtype=as_dtype(dtype), seed=seed)
+    """Uniform in [minval, maxval); the bounds stay ints for an int dtype (the type rule checks)."""
+    dtype = as_dtype(dtype)
+    if is_floating(dtype):
+        minval, maxval = float(minval), float(maxval)
+    return _random("random_uniform", shape, like, minval=minval, maxval=maxval, dtype=dtype,
+                   seed=seed)
 
 
 def random_binomial(shape, p: float = 0.0, dtype: str = "float32", seed: int | None = None,

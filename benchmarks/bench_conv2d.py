@@ -1,0 +1,79 @@
+"""conv2d forward and backward: graphk (K.gradients + K.function) against NumPy im2col.
+
+Input (32, 28, 28, 1) NHWC, 32 filters of 3x3, 'valid' padding; the loss is
+sum(relu(conv2d(x, kernel))) and both gradients (kernel and input) are
+computed. The NumPy version is written by hand the usual way: im2col with
+sliding_window_view, one matmul forward, matmuls for the two gradients, and
+col2im as one strided add per kernel tap. Runs are interleaved in one
+process; each figure is the median of per-round times, and the ratio is the
+median of per-round ratios (the target is 1.2x or less).
+
+Run: python benchmarks/bench_conv2d.py
+"""
+import statistics
+import time
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from graphk import backend as K
+
+INPUT, FILTERS, WINDOW = (32, 28, 28, 1), 32, (3, 3)
+
+
+def numpy_step(x, kernel):
+    """Loss, d loss / d kernel and d loss / d x by hand."""
+    n, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    oh, ow = h - kh + 1, w - kw + 1
+    # (n, oh, ow, c, kh, kw) windows, to rows of (kh, kw, c) to match the kernel layout.
+    columns = sliding_window_view(x, (kh, kw), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+    columns = columns.reshape(n * oh * ow, kh * kw * c)
+    weights = kernel.reshape(kh * kw * c, f)
+    z = columns @ weights
+    loss = np.maximum(z, 0).sum()
+    dz = (z > 0).astype(x.dtype)
+    d_kernel = (columns.T @ dz).reshape(kernel.shape)
+    d_columns = (dz @ weights.T).reshape(n, oh, ow, kh, kw, c)
+    d_x = np.zeros_like(x)
+    for i in range(kh):
+        for j in range(kw):
+            d_x[:, i:i + oh, j:j + ow, :] += d_columns[:, :, :, i, j, :]
+    return loss, d_kernel, d_x
+
+
+def graphk_step(kernel_value):
+    x = K.placeholder((None,) + INPUT[1:], name="x")
+    kernel = K.variable(kernel_value, name="kernel")
+    loss = K.sum(K.relu(K.conv2d(x, kernel, padding="valid", data_format="channels_last")))
+    d_kernel, d_x = K.gradients(loss, [kernel, x])
+    return K.function([x], [loss, d_kernel, d_x], name="conv2d_step")
+
+
+def timed(fn, repeat):
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat * 1e3
+
+
+def main(rounds: int = 31, repeat: int = 10) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=INPUT).astype(np.float32)
+    kernel = rng.normal(0, 0.3, WINDOW + (INPUT[-1], FILTERS)).astype(np.float32)
+    step = graphk_step(kernel)
+    # The two must agree before anything is timed.
+    for got, want in zip(step([x]), numpy_step(x, kernel)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    times = {"numpy": [], "graphk": []}
+    for _ in range(rounds):
+        times["numpy"].append(timed(lambda: numpy_step(x, kernel), repeat))
+        times["graphk"].append(timed(lambda: step([x]), repeat))
+    for name, values in times.items():
+        print(f"{name:7s} forward+backward: {statistics.median(values):.3f} ms")
+    ratios = [g / n for g, n in zip(times["graphk"], times["numpy"])]
+    print(f"graphk / numpy: {statistics.median(ratios):.2f}x (median of rounds; target <= 1.2x)")
+
+
+if __name__ == "__main__":
+    main()
