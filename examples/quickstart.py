@@ -28,5 +28,5 @@ batch = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], dtype="float32")
 for i in range(3):
     outputs, loss_value = step([batch])
     print(f"step {i}: loss = {float(loss_value):.4f}")
-print("y =", outputs.round(3).tolist())
-print("b after 3 steps =", K.get_value(b).round(4).tolist())
+print("y =", np.array2string(outputs, precision=3))
+print("b after 3 steps =", np.array2string(K.get_value(b), precision=4))

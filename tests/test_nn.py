@@ -24,15 +24,14 @@ def onehot(labels, classes, dtype=np.float32):
 
 
 def ref_softmax(x, axis=-1):
-    x = np.asarray(x, np.float64)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    return np.exp(ref_log_softmax(x, axis))
 
 
 def ref_log_softmax(x, axis=-1):
     x = np.asarray(x, np.float64)
     shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    with np.errstate(under="ignore"):
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def ref_l2_normalize(x, axis):

@@ -7,7 +7,9 @@ import builtins as _builtins
 
 from ..config import (backend, cast_to_floatx, epsilon, floatx, image_data_format,
                       normalize_data_format, set_epsilon, set_floatx, set_image_data_format)
+from ..codegen import numpy_backend as _codegen_numpy
 from ..ir import source as _source
+from ..passes import pipeline as _passes_pipeline
 from .control import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .function import *  # noqa: F401,F403
@@ -24,6 +26,10 @@ from .session import *  # noqa: F401,F403
 from .shaping import *  # noqa: F401,F403
 from .tensors import *  # noqa: F401,F403
 
-_source.register_internal_dir(__file__.rsplit("/", 2)[0])  # the graphk package
+# Frames in graphk's own code are not the user's call site (in an editable install,
+# passes/ and codegen/ live beside graphk/ rather than inside it).
+for _module in (_source, _passes_pipeline, _codegen_numpy):
+    _source.register_internal_dir(_module.__file__)
+_source.register_internal_dir(__file__.rsplit("/", 2)[0])
 
 py_all, py_any, py_sum, py_slice = _builtins.all, _builtins.any, _builtins.sum, _builtins.slice

@@ -1,2 +1,120 @@
-"""In progress."""
-__all__ = []
+"""Batch normalization and in_top_k with Keras' (TensorFlow backend's) arguments.
+
+`batch_normalization` (inference, given mean and var) is TensorFlow's
+`x * inv + (beta - mean * inv)` with `inv = gamma / sqrt(var + epsilon)`: two
+elementwise passes over x, differentiable in every argument through the
+elementwise ops. Parameters broadcast against x as NumPy does; a 1-D
+parameter applies along `axis` (TensorFlow's fused rule for NCHW, extended to
+any rank). `normalize_batch_in_training` is the fused op of
+ir/ops/normalization.py; it returns the biased batch variance, as Keras 2.3.1
+on TensorFlow 2 does (the BatchNormalization layer applies Bessel's correction
+itself).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import is_floating
+from ..ir.errors import located
+from ..ir.graph import Value
+from ..ir.ops import elementwise as ew
+from ..ir.ops import normalization as ops
+from ..ir.ops.leaf import constant_value
+from ..ir.ops.reduce import reduced_shape
+from ..ir.ops.shape import reshape
+from ..ir.shapes import ShapeError, format_shape, normalize_axes, normalize_axis
+from ..ir.source import user_location
+from .tensors import _as_tensor
+
+
+def _error(op_name: str, error: Exception) -> Exception:
+    return located(error, op_name, user_location())
+
+
+def _param(value, x: Value) -> Value | None:
+    """A parameter as a tensor of x's dtype (None stays None)."""
+    if value is None:
+        return None
+    value = _as_tensor(value)
+    if value.type.dtype != x.type.dtype and is_floating(x.type.dtype):
+        value = ew.cast(value, dtype=x.type.dtype)
+    return value
+
+
+def _along(param: Value | None, axis: int, ndim: int) -> Value | None:
+    """A 1-D parameter reshaped to lie along `axis` of a rank-`ndim` tensor."""
+    if param is None or param.type.ndim != 1 or ndim < 2 or axis == ndim - 1:
+        return param
+    return reshape(param, tuple(("dim", 0) if i == axis else 1 for i in range(ndim)))
+
+
+def batch_normalization(x, mean, var, beta, gamma, axis=-1, epsilon=1e-3) -> Value:
+    """(x - mean) / sqrt(var + epsilon) * gamma + beta; beta and gamma may be None."""
+    x = _as_tensor(x)
+    try:
+        axis = normalize_axis(int(axis), x.type.ndim)
+    except ShapeError as error:
+        raise _error("batch_normalization", error) from None
+    mean, var, beta, gamma = (_along(_param(p, x), axis, x.type.ndim)
+                              for p in (mean, var, beta, gamma))
+    inv = ew.div(1.0, ew.sqrt(ew.add(var, float(epsilon))))
+    if gamma is not None:
+        inv = ew.mul(inv, gamma)
+    shift = ew.neg(ew.mul(mean, inv)) if beta is None else ew.sub(beta, ew.mul(mean, inv))
+    return ew.add(ew.mul(x, inv), shift)
+
+
+def _channel_param(param: Value | None, x: Value, axes: tuple, name: str) -> Value | None:
+    """gamma or beta in the shape x keeps when reduced over axes (as TF's tf.reshape does)."""
+    if param is None:
+        return None
+    kept = reduced_shape(x.type.shape, axes, False)
+    if param.type.ndim == len(kept):
+        return param  # the op's type rule checks the sizes
+    if param.type.ndim == x.type.ndim:  # a broadcastable form, ones at the reduced axes
+        return reshape(param, tuple(("dim", i) for i in range(x.type.ndim) if i not in axes))
+    if all(isinstance(d, int) for d in kept):
+        return reshape(param, kept)
+    raise _error("normalize_batch_in_training", ShapeError(
+        f"{name} of shape {format_shape(param.type.shape)} cannot be reshaped to x's kept "
+        f"shape {format_shape(kept)} (x {format_shape(x.type.shape)}, axes {axes})"))
+
+
+def normalize_batch_in_training(x, gamma, beta, reduction_axes, epsilon=1e-3) -> tuple:
+    """(normalized x, mean, var): the batch's moments over `reduction_axes`, and x
+    normalized with them, scaled by gamma and shifted by beta (either may be None).
+
+    mean and var have x's shape without the reduced axes; gamma and beta are
+    reshaped to that shape.
+    """
+    x = _as_tensor(x)
+    try:
+        if not isinstance(reduction_axes, (int, np.integer)):
+            reduction_axes = [int(a) for a in reduction_axes]
+        axes = normalize_axes(reduction_axes, x.type.ndim)
+    except (ShapeError, TypeError) as error:
+        raise _error("normalize_batch_in_training", error) from None
+    gamma = _channel_param(_param(gamma, x), x, axes, "gamma")
+    beta = _channel_param(_param(beta, x), x, axes, "beta")
+    return tuple(ops.batch_norm_train(x, gamma, beta, axes, float(epsilon)))
+
+
+def in_top_k(predictions, targets, k) -> Value:
+    """A bool (batch,) tensor: whether targets[i] is among the k highest predictions[i].
+
+    Ties count as TensorFlow counts them: a target whose score ties the k-th
+    highest is in the top k.
+    """
+    predictions, targets = _as_tensor(predictions), _as_tensor(targets)
+    if isinstance(k, Value):
+        fixed = constant_value(k)
+        if fixed is None:
+            raise _error("in_top_k", NotImplementedError("k must be an int known when the graph "
+                                                         "is built, not a computed tensor"))
+        k = fixed
+    if np.ndim(k) != 0 or np.asarray(k).dtype.kind not in "iu":
+        raise _error("in_top_k", TypeError(f"k must be an int, got {k!r}"))
+    return ops.in_top_k(predictions, targets, int(k))
+
+
+__all__ = ["batch_normalization", "normalize_batch_in_training", "in_top_k"]

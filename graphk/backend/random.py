@@ -1,2 +1,120 @@
-"""In progress."""
-__all__ = []
+"""Random tensors and dropout with Keras' arguments.
+
+Every call of a compiled function draws fresh samples; a `seed` makes the
+sequence reproducible, and with seed None each compiled function takes its
+seed from NumPy's global RNG (see ir/ops/random.py). `shape` may be a tuple of
+ints and int scalar tensors (`K.shape(x)[0]`) or a 1-D int tensor
+(`K.shape(x)`); built from K.shape, the result keeps x's symbolic dims.
+
+A mean, stddev, bound or probability given as a tensor is applied to
+standard samples with elementwise ops, so gradients flow to it (the
+reparameterization a VAE relies on).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import config
+from ..ir.dtypes import as_dtype, is_floating
+from ..ir.errors import located
+from ..ir.graph import Value
+from ..ir.ops import elementwise as ew
+from ..ir.ops import random as ops
+from ..ir.ops.leaf import as_value, constant
+from ..ir.source import user_location
+from .tensors import _as_tensor
+
+
+def _dtype(dtype) -> str:
+    return as_dtype(dtype or config.floatx())
+
+
+def _any_tensor(*values) -> bool:
+    return any(isinstance(v, Value) for v in values)
+
+
+def _affine(samples: Value, scale, offset) -> Value:
+    """samples * scale + offset for tensor (or number) scale and offset."""
+    return ew.add(ew.mul(samples, as_value(scale, like=samples)), as_value(offset, like=samples))
+
+
+def random_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None) -> Value:
+    """Normal samples of the given mean and standard deviation."""
+    dtype = _dtype(dtype)
+    if _any_tensor(mean, stddev):
+        return _affine(ops.random_normal(shape, dtype=dtype, seed=seed), stddev, mean)
+    return ops.random_normal(shape, mean, stddev, dtype=dtype, seed=seed)
+
+
+def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None) -> Value:
+    """Normal samples; those more than two stddev from the mean are drawn again."""
+    dtype = _dtype(dtype)
+    if _any_tensor(mean, stddev):
+        return _affine(ops.truncated_normal(shape, dtype=dtype, seed=seed), stddev, mean)
+    return ops.truncated_normal(shape, mean, stddev, dtype=dtype, seed=seed)
+
+
+def random_uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None) -> Value:
+    """Uniform samples in [minval, maxval) (ints in that range for an int dtype)."""
+    dtype = _dtype(dtype)
+    if _any_tensor(minval, maxval):
+        if not is_floating(dtype):
+            raise located(NotImplementedError("tensor bounds for an int dtype are not "
+                                              "supported; give minval and maxval as ints"),
+                          "random_uniform", user_location())
+        samples = ops.random_uniform(shape, dtype=dtype, seed=seed)
+        width = ew.sub(as_value(maxval, like=samples), as_value(minval, like=samples))
+        return _affine(samples, width, minval)
+    return ops.random_uniform(shape, minval, maxval, dtype=dtype, seed=seed)
+
+
+def random_binomial(shape, p=0.0, dtype=None, seed=None) -> Value:
+    """1 with probability p, else 0, in `dtype` (floatx by default)."""
+    dtype = _dtype(dtype)
+    if isinstance(p, Value):
+        samples = ops.random_uniform(shape, dtype=p.type.dtype, seed=seed)
+        return ew.cast(ew.less(samples, p), dtype=dtype)
+    return ops.random_binomial(shape, p, dtype=dtype, seed=seed)
+
+
+def _check_level(level) -> float:
+    level = float(level)
+    if not 0.0 <= level < 1.0:
+        raise located(ValueError(f"level (the fraction dropped) must be in [0, 1), got {level}"),
+                      "dropout", user_location())
+    return level
+
+
+def dropout(x, level, noise_shape=None, seed=None) -> Value:
+    """x with entries zeroed with probability `level` and the rest scaled by 1 / (1 - level).
+
+    As tf.nn.dropout: an entry is kept where a uniform sample is >= level;
+    `noise_shape` gives the shape of the keep mask, which broadcasts to x
+    (None entries mean x's size on that axis). The result is x times the
+    mask, so its gradient is the mask.
+    """
+    x = _as_tensor(x)
+    if not is_floating(x.type.dtype):
+        raise located(TypeError(f"dropout needs a float tensor, got {x.type}"), "dropout",
+                      user_location())
+    if not isinstance(level, Value):
+        level = _check_level(level)
+        if level == 0.0:
+            return x
+    if noise_shape is None:
+        noise_shape = (None,) * x.type.ndim
+    elif not isinstance(noise_shape, Value) and None in list(noise_shape) \
+            and len(noise_shape) != x.type.ndim:
+        raise located(ValueError(f"noise_shape {tuple(noise_shape)!r} has None entries, so it "
+                                 f"must have x's rank {x.type.ndim}"), "dropout", user_location())
+    samples = ops.random_uniform(noise_shape, dtype=x.type.dtype, seed=seed, like=x)
+    if isinstance(level, Value):
+        scale = ew.div(1.0, ew.sub(1.0, level))
+        zero = ew.mul(scale, 0.0)
+    else:
+        scale, zero = (constant(np.asarray(v, dtype=x.type.dtype)) for v in (1 / (1 - level), 0))
+    keep = ew.greater_equal(samples, as_value(level, like=samples))
+    return ew.mul(x, ew.switch(keep, scale, zero))
+
+
+__all__ = ["random_normal", "truncated_normal", "random_uniform", "random_binomial", "dropout"]

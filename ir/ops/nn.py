@@ -13,6 +13,8 @@ Attributes are canonical: `axis` a non-negative int, `axes` a sorted tuple,
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..dtypes import DTypeError, is_floating, promote
@@ -83,12 +85,23 @@ def _loss_grad_infer(target: TensorType, output: TensorType, g: TensorType, axis
 # --- kernel helpers ------------------------------------------------------------------------
 
 
+def _underflow_ok(kernel):
+    """exp underflowing to 0 is the right answer here, even under np.seterr(under='raise')."""
+    @functools.wraps(kernel)
+    def run(*arrays, **attrs):
+        with np.errstate(under="ignore"):
+            return kernel(*arrays, **attrs)
+    return run
+
+
+@_underflow_ok
 def _softmax(x, axis):
     exps = np.exp(x - np.max(x, axis=axis, keepdims=True))
     exps /= np.sum(exps, axis=axis, keepdims=True)
     return exps
 
 
+@_underflow_ok
 def _log_softmax(x, axis):
     shifted = x - np.max(x, axis=axis, keepdims=True)
     shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
@@ -471,6 +484,7 @@ def categorical_crossentropy_grad(target, output, g, axis: int, epsilon: float):
 # --- binary crossentropy from logits ---------------------------------------------------------
 
 
+@_underflow_ok
 def _sigmoid_cross_entropy(target, logits):
     """max(z, 0) - z t + log1p(exp(-|z|)): no overflow for any z (TensorFlow's form)."""
     return np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))

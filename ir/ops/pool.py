@@ -163,11 +163,11 @@ def _lowest(dtype: np.dtype):
 
 def _first_max_hits(windows: _Windows, xp: np.ndarray, y: np.ndarray):
     """For each tap, (its index, where it holds its window's first maximum)."""
-    taken = np.zeros(y.shape, dtype=bool)
+    free = np.ones(y.shape, dtype=bool)  # windows whose maximum no earlier tap held
     for key in windows.taps():
-        hit = xp[key] == y
-        hit &= ~taken
-        taken |= hit
+        hit = np.equal(xp[key], y)
+        np.logical_and(hit, free, out=hit)
+        np.logical_xor(free, hit, out=free)  # hit is within free: this clears the hits
         yield key, hit
 
 
@@ -200,9 +200,9 @@ def _max_pool_grad(g, x, y, pool_size, strides, padding, data_format):
     windows = _Windows(x.shape, pool_size, strides, padding, data_format)
     xp = windows.pad(x, _lowest(x.dtype))
     result = np.zeros(windows.padded_shape, dtype=g.dtype)
-    zero = np.zeros((), dtype=g.dtype)
     for key, hit in _first_max_hits(windows, xp, y):
-        result[key] += np.where(hit, g, zero)
+        target = result[key]
+        np.add(target, g, out=target, where=hit)
     return windows.crop(result)
 
 
