@@ -121,12 +121,8 @@ def test_runtime_kernel_error_names_op_and_user_line():
     x = K.placeholder((None,), dtype="int32", name="x")
     y = K.placeholder((None,), dtype="int32", name="y")
     f = K.function([x, y], [x // y])
-    with pytest.raises(Exception) as info:
-        np.seterr(all="raise")
-        try:
-            f([np.ones(2, np.int32), np.zeros(2, np.int32)])
-        finally:
-            np.seterr(all="warn")
+    with pytest.raises(Exception) as info, np.errstate(all="raise"):
+        f([np.ones(2, np.int32), np.zeros(2, np.int32)])
     assert "floordiv" in str(info.value) and "test_function.py" in str(info.value)
 
 

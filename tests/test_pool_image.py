@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from graphk import backend as K
+from graphk.ir.ops import pool as pool_ops
 
 from harness import check_gradients, check_op
 
@@ -129,7 +130,8 @@ def test_unknown_spatial_sizes_stay_symbolic():
     np.testing.assert_allclose(result, expected)
 
 
-GRAD_CASES = [((2, 2), (2, 2), "valid", "channels_last"), ((3, 2), (2, 1), "same", "channels_first"),
+GRAD_CASES = [((2, 2), (2, 2), "valid", "channels_last"),
+              ((3, 2), (2, 1), "same", "channels_first"),
               ((3, 3), (2, 2), "same", "channels_last")]
 
 
@@ -153,6 +155,14 @@ def test_max_pool_gradient_goes_to_the_first_maximum_of_tied_windows():
     grad = K.function([x], K.gradients(loss, [x]))([np.ones((1, 3, 3, 1), np.float32)])[0]
     # Windows start at (0,0), (0,1), (1,0), (1,1); each sends its 1 to its top-left element.
     np.testing.assert_array_equal(grad[0, :, :, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+
+
+def test_max_pool_gradient_keeps_an_infinite_cotangent_at_the_maximum():
+    x = np.array([[[[1.0], [3.0]], [[2.0], [0.0]]]])
+    y = pool_ops._max_pool(x, (2, 2), (2, 2), "valid", "channels_last")
+    g = np.array([[[[np.inf]]]])
+    grad = pool_ops._max_pool_grad(g, x, y, (2, 2), (2, 2), "valid", "channels_last")
+    np.testing.assert_array_equal(grad[0, :, :, 0], [[0, np.inf], [0, 0]])
 
 
 def test_max_pool_second_derivative_through_the_gradient():

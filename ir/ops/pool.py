@@ -87,6 +87,22 @@ def pooled_shape(x: TensorType, pool_size, strides, padding, data_format) -> tup
     return tuple(shape)
 
 
+def _axis_windows(n: int, size: int, stride: int, padding: str) -> tuple[int, int, int]:
+    """(number of windows, padding before, padding after) along one axis of runtime size n."""
+    if padding == "valid":
+        return max((n - size) // stride + 1, 0), 0, 0
+    out = -(-n // stride)
+    total = max((out - 1) * stride + size - n, 0)
+    return out, total // 2, total - total // 2  # TensorFlow puts the odd element after
+
+
+def _replaced(items: tuple, positions, values) -> tuple:
+    items = list(items)
+    for position, value in zip(positions, values):
+        items[position] = value
+    return tuple(items)
+
+
 class _Windows:
     """The windows of one pooling over an array's runtime shape: padding and tap views."""
 
@@ -94,29 +110,14 @@ class _Windows:
         self.shape = shape
         self.axes = spatial_axes(len(shape), data_format)
         self.pool_size, self.strides = pool_size, strides
-        self.outputs, self.before, self.after = [], [], []
-        for axis, size, stride in zip(self.axes, pool_size, strides):
-            n = shape[axis]
-            if padding == "same":
-                out = -(-n // stride)
-                total = max((out - 1) * stride + size - n, 0)
-            else:
-                out, total = max((n - size) // stride + 1, 0), 0
-            self.outputs.append(out)
-            self.before.append(total // 2)
-            self.after.append(total - total // 2)
-        self.out_shape = list(shape)
-        for axis, out in zip(self.axes, self.outputs):
-            self.out_shape[axis] = out
-        self.out_shape = tuple(self.out_shape)
-        self.padded_shape = list(shape)
-        for axis, before, after in zip(self.axes, self.before, self.after):
-            self.padded_shape[axis] += before + after
-        self.padded_shape = tuple(self.padded_shape)
-        self.center = [slice(None)] * len(shape)
-        for axis, before, n in zip(self.axes, self.before, (shape[a] for a in self.axes)):
-            self.center[axis] = slice(before, before + n)
-        self.center = tuple(self.center)
+        sizes = [shape[a] for a in self.axes]
+        geometry = [_axis_windows(n, k, s, padding) for n, k, s in zip(sizes, pool_size, strides)]
+        self.outputs, self.before, self.after = (list(column) for column in zip(*geometry))
+        self.out_shape = _replaced(shape, self.axes, self.outputs)
+        self.padded_shape = _replaced(shape, self.axes, [
+            n + before + after for n, before, after in zip(sizes, self.before, self.after)])
+        self.center = _replaced((slice(None),) * len(shape), self.axes, [
+            slice(before, before + n) for n, before in zip(sizes, self.before)])
 
     @property
     def is_padded(self) -> bool:
@@ -200,9 +201,12 @@ def _max_pool_grad(g, x, y, pool_size, strides, padding, data_format):
     windows = _Windows(x.shape, pool_size, strides, padding, data_format)
     xp = windows.pad(x, _lowest(x.dtype))
     result = np.zeros(windows.padded_shape, dtype=g.dtype)
+    # g * hit is twice as fast as np.where(hit, g, 0), but would turn an infinite
+    # cotangent into NaNs (inf * 0) at the window's other elements.
+    finite = bool(np.isfinite(g).all())
+    zero = np.zeros((), dtype=g.dtype)
     for key, hit in _first_max_hits(windows, xp, y):
-        target = result[key]
-        np.add(target, g, out=target, where=hit)
+        result[key] += g * hit if finite else np.where(hit, g, zero)
     return windows.crop(result)
 
 
