@@ -141,7 +141,8 @@ class FeedChecker:
             given = len(feeds)
         except TypeError:
             raise FeedError(f"function {self.graph.name!r} expects a list of "
-                            f"{len(names)} arrays for {names}, got {type(feeds).__name__}") from None
+                            f"{len(names)} arrays for {names}, "
+                            f"got {type(feeds).__name__}") from None
         raise FeedError(f"function {self.graph.name!r} expects {len(names)} feeds {names}, "
                         f"got {given}")
 
@@ -275,5 +276,6 @@ def _emit_updates_and_return(program: _Program) -> None:
 def _update_error(variable):
     def fail(array):
         raise FeedError(f"update of variable {variable.name!r} produced shape "
-                        f"{format_shape(array.shape)}, expected {format_shape(variable.type.shape)}")
+                        f"{format_shape(array.shape)}, "
+                        f"expected {format_shape(variable.type.shape)}")
     return fail

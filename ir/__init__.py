@@ -1,4 +1,4 @@
-"""graphk's IR: typed values with symbolic shapes, nodes, graphs, the op registry and the text format."""
+"""graphk's IR: typed values with symbolic shapes, nodes, graphs, the op registry, IR text."""
 from . import operators as _operators  # noqa: F401  (installs Python operators on Value)
 from . import ops
 from .dtypes import DTYPES, as_dtype

@@ -5,8 +5,9 @@ It must never import keras (that would be a circular import under Keras).
 """
 import builtins as _builtins
 
-from ..config import (backend, cast_to_floatx, epsilon, floatx, image_data_format,
-                      normalize_data_format, set_epsilon, set_floatx, set_image_data_format)
+from ..config import (  # noqa: F401  (re-exported as the Keras API)
+    backend, cast_to_floatx, epsilon, floatx, image_data_format, normalize_data_format,
+    set_epsilon, set_floatx, set_image_data_format)
 from ..codegen import numpy_backend as _codegen_numpy
 from ..ir import source as _source
 from ..passes import pipeline as _passes_pipeline

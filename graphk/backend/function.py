@@ -42,7 +42,8 @@ class Function:
     def __init__(self, inputs, outputs, updates=None, name=None, backend="numpy", passes=None):
         location = user_location()
         if backend not in BACKENDS:
-            raise ValueError(f"K.function: unknown backend {backend!r}; available: {list(BACKENDS)}")
+            raise ValueError(f"K.function: unknown backend {backend!r}; "
+                             f"available: {list(BACKENDS)}")
         self.name = name or f"function_{get_uid('graphk_function')}"
         self.inputs = _check_inputs(inputs, self.name)
         self._single_output = isinstance(outputs, Value)
@@ -95,7 +96,7 @@ def _check_inputs(inputs, name: str) -> list:
 
 def _check_outputs(outputs, name: str) -> list:
     result = []
-    for i, value in enumerate(outputs):
+    for value in outputs:
         if not isinstance(value, Value):
             value = as_value(value)
         result.append(value)

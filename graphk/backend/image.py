@@ -114,7 +114,7 @@ def bias_add(x, bias, data_format=None) -> Value:
 
 
 def _copied(value: Value, axis: int):
-    """A reshape target entry for value's dim `axis`: its size, or ("dim", axis) to keep a symbol."""
+    """A reshape target entry for dim `axis`: its size, or ("dim", axis) to keep a symbol."""
     dim = value.type.shape[axis]
     return dim if isinstance(dim, int) else ("dim", axis)
 

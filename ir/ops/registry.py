@@ -154,7 +154,8 @@ def apply(op_name: str, inputs, location: str | None = None, **attrs):
         inputs = tuple(mapping.get(v, v) for v in inputs)
     for value in inputs:
         if not isinstance(value, Value):
-            raise TypeError(f"{op_name}: expected graphk tensors as inputs, got {type(value).__name__}")
+            raise TypeError(f"{op_name}: expected graphk tensors as inputs, "
+                            f"got {type(value).__name__}")
     if location is None:
         location = user_location()
     try:
