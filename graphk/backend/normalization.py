@@ -22,7 +22,8 @@ from ..ir.ops import normalization as ops
 from ..ir.ops.leaf import constant_value
 from ..ir.ops.reduce import reduced_shape
 from ..ir.ops.shape import reshape
-from ..ir.shapes import ShapeError, format_shape, normalize_axes, normalize_axis
+from ..ir.shapes import (ShapeError, broadcast_shapes, format_shape, normalize_axes,
+                         normalize_axis)
 from ..ir.source import user_location
 from .tensors import _as_tensor
 
@@ -48,6 +49,20 @@ def _along(param: Value | None, axis: int, ndim: int) -> Value | None:
     return reshape(param, tuple(("dim", 0) if i == axis else 1 for i in range(ndim)))
 
 
+def _check_broadcast(x: Value, **params) -> None:
+    """Each parameter must broadcast to x's shape (checked here to name the parameter)."""
+    for name, param in params.items():
+        if param is None:
+            continue
+        try:
+            if broadcast_shapes(x.type.shape, param.type.shape) != x.type.shape:
+                raise ShapeError("it would enlarge x")
+        except ShapeError:
+            raise _error("batch_normalization", ShapeError(
+                f"{name} of shape {format_shape(param.type.shape)} does not broadcast to x's "
+                f"shape {format_shape(x.type.shape)}")) from None
+
+
 def batch_normalization(x, mean, var, beta, gamma, axis=-1, epsilon=1e-3) -> Value:
     """(x - mean) / sqrt(var + epsilon) * gamma + beta; beta and gamma may be None."""
     x = _as_tensor(x)
@@ -57,6 +72,7 @@ def batch_normalization(x, mean, var, beta, gamma, axis=-1, epsilon=1e-3) -> Val
         raise _error("batch_normalization", error) from None
     mean, var, beta, gamma = (_along(_param(p, x), axis, x.type.ndim)
                               for p in (mean, var, beta, gamma))
+    _check_broadcast(x, mean=mean, var=var, beta=beta, gamma=gamma)
     inv = ew.div(1.0, ew.sqrt(ew.add(var, float(epsilon))))
     if gamma is not None:
         inv = ew.mul(inv, gamma)

@@ -152,12 +152,15 @@ def _kept_type(x: TensorType, axes, params, names) -> TensorType:
     for name, param in zip(names, params):
         if param.dtype != x.dtype:
             raise DTypeError(f"{name} has dtype {param.dtype}, x has {x.dtype}")
+        mismatch = ShapeError(f"{name} of shape {format_shape(param.shape)} does not match the "
+                              f"shape {format_shape(tuple(kept))} that x "
+                              f"{format_shape(x.shape)} keeps when reduced over axes {axes}")
         if param.ndim != len(kept):
-            raise ShapeError(f"{name} of shape {format_shape(param.shape)} does not match the "
-                             f"shape {format_shape(tuple(kept))} that x {format_shape(x.shape)} "
-                             f"keeps when reduced over axes {axes}")
-        kept = [merge_dim(k, d, f"{name}'s dimensions and x's kept dimensions")
-                for k, d in zip(kept, param.shape)]
+            raise mismatch
+        try:
+            kept = [merge_dim(k, d) for k, d in zip(kept, param.shape)]
+        except ShapeError:
+            raise mismatch from None
     return TensorType(x.dtype, tuple(kept))
 
 
@@ -306,7 +309,8 @@ def _in_top_k_infer(predictions, targets, k):
         raise ShapeError(f"targets must be an int vector (batch,), got {targets}")
     if not isinstance(k, int) or isinstance(k, bool):
         raise TypeError(f"k must be an int, got {k!r}")
-    batch = merge_dim(predictions.shape[0], targets.shape[0], "batch sizes of predictions and targets")
+    batch = merge_dim(predictions.shape[0], targets.shape[0],
+                      "batch sizes of predictions and targets")
     return TensorType("bool", (batch,))
 
 
