@@ -17,6 +17,8 @@ from __future__ import annotations
 import collections
 import collections.abc
 
+import numpy as np
+
 _ABC_NAMES = ("Mapping", "MutableMapping", "Sequence", "MutableSequence", "Iterable",
               "Iterator", "Callable", "Set", "MutableSet", "Hashable", "Sized", "Container")
 
@@ -26,6 +28,18 @@ class _DecodableStr(str):
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return str(self)
+
+
+def _decodable(value):
+    """str (and arrays of str) from h5py 3, made to answer `.decode()` as bytes did."""
+    if isinstance(value, str):
+        return _DecodableStr(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OU":
+        items = [_DecodableStr(v) if isinstance(v, str) else v for v in value.flat]
+        result = np.empty(len(items), dtype=object)
+        result[:] = items
+        return result.reshape(value.shape)
+    return value
 
 
 def _install_collections_aliases() -> None:
@@ -44,8 +58,7 @@ def _install_h5py_str_attributes() -> None:
     original = AttributeManager.__getitem__
 
     def __getitem__(self, name):
-        value = original(self, name)
-        return _DecodableStr(value) if isinstance(value, str) else value
+        return _decodable(original(self, name))
 
     __getitem__._graphk_shim = True
     AttributeManager.__getitem__ = __getitem__

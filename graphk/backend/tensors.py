@@ -63,9 +63,14 @@ def constant(value, dtype=None, shape=None, name=None) -> Value:
     return _keras_tensor(result)
 
 
+def _shape_tuple(shape) -> tuple:
+    """Keras passes shapes as ints, tuples or lists."""
+    return (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+
+
 def _filled(fill, shape, dtype, name) -> Value:
     dtype = as_dtype(dtype or config.floatx())
-    array = fill(tuple(shape), dtype=dtype)
+    array = fill(_shape_tuple(shape), dtype=dtype)
     return variable(array, dtype=dtype, name=name)
 
 
@@ -102,7 +107,7 @@ def identity(x, name=None) -> Value:
 
 def _random_variable(sample, shape, dtype, name, seed):
     seed = np.random.randint(10 ** 8) if seed is None else seed
-    array = sample(np.random.RandomState(seed), tuple(shape))
+    array = sample(np.random.RandomState(seed), _shape_tuple(shape))
     return variable(array, dtype=dtype or config.floatx(), name=name)
 
 
@@ -218,8 +223,15 @@ def moving_average_update(x, value, momentum) -> Update:
 
 
 def _as_tensor(x) -> Value:
+    """x as a graph value: arrays and numbers become constants (floats in floatx), and a
+    list holding tensors is stacked (TensorFlow's convert_to_tensor packs it)."""
     if isinstance(x, Value):
         return x
+    if isinstance(x, (list, tuple)) and any(isinstance(item, Value) for item in x):
+        items = [_as_tensor(item) for item in x]
+        like = next(item for item in items if isinstance(item, Value))
+        return shape_ops.stack([leaf.as_value(item, like=like) if not isinstance(item, Value)
+                                else item for item in items], axis=0)
     array = np.asarray(x)
     if array.dtype.kind == "f":
         array = array.astype(config.floatx())
