@@ -104,34 +104,44 @@ def _channels_last(x: np.ndarray, data_format: str) -> np.ndarray:
     return np.moveaxis(x, 1, -1) if data_format == "channels_first" else x
 
 
-def _plan(spatial, kernel_size, strides, dilation, padding):
-    """Per spatial axis: (positions, pad before, pad after)."""
-    return [geometry(int(size), k, s, d, padding)
-            for size, k, s, d in zip(spatial, kernel_size, strides, dilation)]
+class _Layout:
+    """Where each window tap reads, for one input size: computed once per size and cached."""
+
+    def __init__(self, spatial, kernel_size, strides, dilation, padding):
+        plan = [geometry(size, k, s, d, padding)
+                for size, k, s, d in zip(spatial, kernel_size, strides, dilation)]
+        self.positions = tuple(out for out, _, _ in plan)
+        self.pads = tuple((before, after) for _, before, after in plan)
+        self.padded = any(before or after for before, after in self.pads)
+        self.padded_spatial = tuple(size + before + after
+                                    for size, (before, after) in zip(spatial, self.pads))
+        self.crop = tuple(slice(before, before + size)
+                          for size, (before, _) in zip(spatial, self.pads))
+        lead = (slice(None),) * (1 + len(kernel_size))  # batch and positions
+        # Per tap: (its index into the patches, the strided slice of the padded input it reads)
+        self.taps = [(lead + tap, (slice(None),) + tuple(
+                          slice(t * d, t * d + (out - 1) * s + 1, s)
+                          for t, out, s, d in zip(tap, self.positions, strides, dilation)))
+                     for tap in itertools.product(*map(range, kernel_size))]
 
 
-def _tap_slices(tap, plan, strides, dilation) -> tuple:
-    """Where window tap `tap` reads, in the padded input, for every output position."""
-    return tuple(slice(t * d, t * d + (out - 1) * s + 1, s)
-                 for t, (out, _, _), s, d in zip(tap, plan, strides, dilation))
+@lru_cache(maxsize=1024)
+def _layout(spatial, kernel_size, strides, dilation, padding) -> _Layout:
+    return _Layout(spatial, kernel_size, strides, dilation, padding)
 
 
 def _extract_patches_kernel(x, kernel_size, strides, dilation, padding, data_format):
     x = _channels_last(x, data_format)
-    plan = _plan(x.shape[1:-1], kernel_size, strides, dilation, padding)
-    pads = [(before, after) for _, before, after in plan]
-    if any(before or after for before, after in pads):
-        x = np.pad(x, [(0, 0)] + pads + [(0, 0)])
-    positions = tuple(out for out, _, _ in plan)
-    shape = (x.shape[0],) + positions + tuple(kernel_size) + (x.shape[-1],)
+    layout = _layout(x.shape[1:-1], kernel_size, strides, dilation, padding)
+    if layout.padded:
+        x = np.pad(x, ((0, 0),) + layout.pads + ((0, 0),))
+    shape = (x.shape[0],) + layout.positions + tuple(kernel_size) + (x.shape[-1],)
     if x.shape[-1] == 1:
         # One channel: the strided copy below would move 1-element runs; copying one
         # whole shifted slice per window tap is about 2.5x faster (measured).
         patches = np.empty(shape, x.dtype)
-        rank = len(kernel_size)
-        for tap in itertools.product(*map(range, kernel_size)):
-            target = (slice(None),) * (1 + rank) + tap
-            patches[target] = x[(slice(None),) + _tap_slices(tap, plan, strides, dilation)]
+        for target, source in layout.taps:
+            patches[target] = x[source]
         return patches
     step = x.strides[1:-1]
     view = as_strided(x, shape, (x.strides[0],)
@@ -157,18 +167,15 @@ def resolve_spatial(output_spatial, extras) -> tuple[int, ...]:
 def _scatter_patches_kernel(patches, *extras, output_spatial, kernel_size, strides, dilation,
                             padding, data_format):
     spatial = resolve_spatial(output_spatial, extras)
-    plan = _plan(spatial, kernel_size, strides, dilation, padding)
-    rank = len(kernel_size)
-    padded = (patches.shape[0],) + tuple(size + before + after
-                                         for size, (_, before, after) in zip(spatial, plan))
-    result = np.zeros(padded + (patches.shape[-1],), patches.dtype)
+    layout = _layout(spatial, kernel_size, strides, dilation, padding)
+    result = np.zeros((patches.shape[0],) + layout.padded_spatial + (patches.shape[-1],),
+                      patches.dtype)
     # One strided add per window tap: taps overlap in the input, so a single
     # vectorized scatter would need np.add.at, which is far slower.
-    for tap in itertools.product(*map(range, kernel_size)):
-        source = patches[(slice(None),) * (1 + rank) + tap]
-        result[(slice(None),) + _tap_slices(tap, plan, strides, dilation)] += source
-    crop = tuple(slice(before, before + size) for size, (_, before, _) in zip(spatial, plan))
-    result = result[(slice(None),) + crop]
+    for source, target in layout.taps:
+        result[target] += patches[source]
+    if layout.padded:
+        result = result[(slice(None),) + layout.crop]
     return np.moveaxis(result, -1, 1) if data_format == "channels_first" else result
 
 
