@@ -8,15 +8,24 @@ col2im as one strided add per kernel tap. Runs are interleaved in one
 process; each figure is the median of per-round times, and the ratio is the
 median of per-round ratios (the target is 1.2x or less).
 
+BLAS runs on one thread unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS say
+otherwise: these matrices are small, and on a shared machine BLAS threads
+waiting for busy cores made both sides vary tenfold between runs.
+
 Run: python benchmarks/bench_conv2d.py
 """
-import statistics
-import time
+import os
 
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # before NumPy loads BLAS
 
-from graphk import backend as K
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
+
+from graphk import backend as K  # noqa: E402
 
 INPUT, FILTERS, WINDOW = (32, 28, 28, 1), 32, (3, 3)
 

