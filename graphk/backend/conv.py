@@ -14,6 +14,7 @@ errors name the Keras function and both shapes, and builds the graph from
 """
 from __future__ import annotations
 
+import numbers
 import operator
 
 from ..config import normalize_data_format
@@ -245,7 +246,7 @@ def _output_entries(call: _Conv, output_shape) -> list:
         else:
             raise _error(call.name, f"output_shape must be a tuple or an int vector of known "
                                     f"length, got {output_shape.type}")
-    entries = list(output_shape)
+    entries = [int(e) if isinstance(e, numbers.Integral) else e for e in output_shape]
     if len(entries) != call.rank + 2:
         raise _error(call.name, f"output_shape {tuple(output_shape)} must have {call.rank + 2} "
                                 "entries (batch, spatial..., channels in data_format order)")

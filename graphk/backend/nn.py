@@ -13,19 +13,10 @@ from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
 from ..ir.ops import nn
 from ..ir.ops.leaf import constant
-from ..ir.shapes import ShapeError, normalize_axes, normalize_axis
+from ..ir.shapes import ShapeError, normalize_axes
 from ..ir.source import user_location
+from ..ir.ops.axes import user_axis
 from .tensors import _as_tensor
-
-
-def _axis(op_name: str, x: Value, axis) -> int:
-    """One Keras axis (negative allowed) as a non-negative int, or a located error."""
-    if x.type.ndim == 0:
-        return 0  # the type rule reports the scalar
-    try:
-        return normalize_axis(int(axis), x.type.ndim)
-    except ShapeError as error:
-        raise located(error, op_name, user_location(), f" (given {x.type})") from None
 
 
 def _scalar(value: float, like: Value) -> Value:
@@ -46,7 +37,7 @@ def _clipped(output: Value) -> Value:
 def softmax(x, axis=-1) -> Value:
     """exp(x) / sum(exp(x)) along `axis`, computed from max-shifted values."""
     x = _as_tensor(x)
-    return nn.softmax(x, _axis("softmax", x, axis))
+    return nn.softmax(x, user_axis("softmax", x, axis))
 
 
 def l2_normalize(x, axis=None) -> Value:
@@ -68,7 +59,7 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1) -> Valu
     """
     output = _as_tensor(output)
     target = _like_output(_as_tensor(target), output)
-    axis = _axis("categorical_crossentropy", output, axis)
+    axis = user_axis("categorical_crossentropy", output, axis)
     if from_logits:
         return nn.softmax_cross_entropy(target, output, axis)
     return nn.categorical_crossentropy(target, output, axis, config.epsilon())
@@ -84,7 +75,7 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1) 
     """
     output = _as_tensor(output)
     target = _as_tensor(target)
-    axis = _axis("sparse_categorical_crossentropy", output, axis)
+    axis = user_axis("sparse_categorical_crossentropy", output, axis)
     logits = output if from_logits else ew.log(_clipped(output))
     return nn.sparse_softmax_cross_entropy(target, logits, axis)
 

@@ -16,11 +16,12 @@ import numpy as np
 
 from ..dtypes import DTypeError, is_floating
 from ..errors import located
-from ..shapes import ShapeError, format_shape, merge_dim, normalize_axes, normalize_axis
+from ..shapes import ShapeError, format_shape, merge_dim, normalize_axes
 from ..source import user_location
 from ..types import TensorType
 from . import elementwise as ew
 from .leaf import as_value, constant
+from .axes import user_axis
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
 
 # --- the shared type rule -----------------------------------------------------------
@@ -61,20 +62,6 @@ def _user_axes(op_name: str, x, axis) -> tuple[int, ...]:
     """reduction_axes, with an out-of-range axis reported like a type-rule error."""
     try:
         return reduction_axes(axis, x.type.ndim)
-    except ShapeError as error:
-        raise located(error, op_name, user_location(), f" (given {x.type})") from None
-
-
-def _user_axis(op_name: str, x, axis) -> int:
-    """One axis (an int, or a list holding one int) as a non-negative int."""
-    if isinstance(axis, (list, tuple)):
-        if len(axis) != 1:
-            raise TypeError(f"{op_name}: axis must be a single int, got {axis!r}")
-        axis = axis[0]
-    if x.type.ndim == 0:
-        return 0  # the type rule reports the scalar
-    try:
-        return normalize_axis(int(axis), x.type.ndim)
     except ShapeError as error:
         raise located(error, op_name, user_location(), f" (given {x.type})") from None
 
@@ -361,7 +348,7 @@ def _define_argreduce(name: str, kernel, doc: str):
 
     def construct(x, axis=-1):
         x = as_value(x)
-        return apply(name, [x], axis=_user_axis(name, x, axis))
+        return apply(name, [x], axis=user_axis(name, x, axis))
 
     construct.__name__ = name
     construct.__doc__ = doc
@@ -388,7 +375,7 @@ def _define_scan(name: str, kernel, grad, samples, doc: str):
 
     def construct(x, axis=0, reverse=False):
         x = as_value(x)
-        return apply(name, [x], axis=_user_axis(name, x, axis), reverse=bool(reverse))
+        return apply(name, [x], axis=user_axis(name, x, axis), reverse=bool(reverse))
 
     construct.__name__ = name
     construct.__doc__ = doc

@@ -22,6 +22,7 @@ from ..types import TensorType
 
 NOT_DIFFERENTIABLE = "not differentiable"
 REQUIRED = object()  # attribute default meaning "must be given"
+VARIADIC = 0  # num_outputs of an op whose output count depends on its attributes
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class OpDef:
     infer: Callable[..., Any] | None  # (*input_types, **attrs) -> TensorType or tuple
     kernel: Callable | None  # (*arrays, **attrs) -> array or tuple; None for leaves
     attrs: dict = field(default_factory=dict)  # name -> default (or REQUIRED)
-    num_outputs: int = 1
+    num_outputs: int = 1  # or VARIADIC: as many as the type rule gives (scan)
     grad: Callable | str | None = None  # vjp rule, NOT_DIFFERENTIABLE, or None (not yet)
     scalar: Callable | None = None  # LLVM scalar rule, for elementwise ops
     samples: tuple = ()
@@ -64,6 +65,13 @@ class OpDef:
     # The kernel may return a view of an input (reshape, transpose, ...): codegen copies
     # such results before handing them out if they could alias a variable or a feed.
     view: bool = False
+    # The gradient rule needs reverse-mode differentiation of a subgraph (a loop body):
+    # autodiff calls it as grad(node, cotangents, vjp, wanted), see passes/autodiff.py.
+    grad_uses_autodiff: bool = False
+    # For ops whose runtime needs compiled subgraphs (loop bodies): codegen calls
+    # lower(node, compile_subgraph, needed_outputs) -> kernel instead of binding `kernel`;
+    # `compile_subgraph(graph)` returns the graph's run(feeds) function.
+    lower: Callable | None = None
     doc: str = ""
 
     def __repr__(self) -> str:

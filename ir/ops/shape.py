@@ -26,6 +26,7 @@ from ..source import user_location
 from ..types import TensorType
 from . import elementwise as ew
 from .leaf import constant_value
+from .axes import user_axis
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
 
 FULL_SLICE = ("slice", None, None, None)
@@ -45,20 +46,6 @@ _VIEW_OPS = {"getitem", "reshape", "reshape_dynamic", "reshape_like", "transpose
 def _op(name: str, infer, kernel, grad, samples, attrs=None, doc: str = "") -> None:
     register(OpDef(name, "shape", infer=infer, kernel=kernel, attrs=attrs or {}, grad=grad,
                    samples=samples, doc=doc, view=name in _VIEW_OPS))
-
-
-def _axis_attr(op_name: str, x: Value, axis, ndim: int) -> int:
-    """`axis` normalized for a canonical attribute (`ndim` axes to choose from).
-
-    Checked here rather than in the type rule, so the error names the op,
-    the user's line and the range the op takes.
-    """
-    axis = int(axis)
-    if not -ndim <= axis < max(ndim, 1):
-        error = ShapeError(f"axis {axis} is out of range: {op_name} takes axes "
-                           f"{-ndim}..{ndim - 1} on a tensor of shape {format_shape(x.type.shape)}")
-        raise located(error, op_name, user_location()) from None
-    return axis % ndim if ndim else 0
 
 
 def _fresh_or_same(dim, factor: int):
@@ -513,16 +500,16 @@ _op("reverse", _reverse_infer, lambda x, axes: np.flip(x, axes),
 
 
 def expand_dims(x: Value, axis: int = -1) -> Value:
-    return apply("expand_dims", [x], axis=_axis_attr("expand_dims", x, axis, x.type.ndim + 1))
+    return apply("expand_dims", [x], axis=user_axis("expand_dims", x, axis, x.type.ndim + 1))
 
 
 def squeeze(x: Value, axis: int) -> Value:
-    return apply("squeeze", [x], axis=_axis_attr("squeeze", x, axis, x.type.ndim))
+    return apply("squeeze", [x], axis=user_axis("squeeze", x, axis, x.type.ndim))
 
 
 def reverse(x: Value, axes) -> Value:
     axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
-    normalized = {_axis_attr("reverse", x, a, x.type.ndim) for a in axes}
+    normalized = {user_axis("reverse", x, a, x.type.ndim) for a in axes}
     return apply("reverse", [x], axes=tuple(sorted(normalized)))
 
 
@@ -627,14 +614,14 @@ _op("stack", _stack_infer, lambda *xs, axis: np.stack(xs, axis=axis), _stack_gra
 def concatenate(values, axis: int = -1) -> Value:
     values = list(values)
     if values and values[0].type.ndim:
-        axis = _axis_attr("concatenate", values[0], axis, values[0].type.ndim)
+        axis = user_axis("concatenate", values[0], axis, values[0].type.ndim)
     return apply("concatenate", values, axis=axis)
 
 
 def stack(values, axis: int = 0) -> Value:
     values = list(values)
     if values:
-        axis = _axis_attr("stack", values[0], axis, values[0].type.ndim + 1)
+        axis = user_axis("stack", values[0], axis, values[0].type.ndim + 1)
     return apply("stack", values, axis=axis)
 
 
@@ -711,7 +698,7 @@ def tile_grad(g: Value, like: Value, reps) -> Value:
 
 
 def repeat_elements(x: Value, rep: int, axis: int) -> Value:
-    axis = _axis_attr("repeat_elements", x, axis, x.type.ndim)
+    axis = user_axis("repeat_elements", x, axis, x.type.ndim)
     return apply("repeat_elements", [x], rep=int(rep), axis=axis)
 
 
