@@ -62,7 +62,7 @@ class _Program:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.lines: list[str] = []
-        self.env: dict = {"_asarray": np.asarray, "_ndarray": np.ndarray}
+        self.env: dict = {"_asarray": np.asarray, "_ndarray": np.ndarray, "_writable": _writable}
         self.names: dict = {}  # Value -> local variable name
         self.line_nodes: dict = {}
 
@@ -77,12 +77,20 @@ class _Program:
             self.line_nodes[len(self.lines) + 1] = node  # +1 for the `def` line
 
 
-def compile_graph(graph: Graph) -> Executable:
-    """Generate, compile and return the NumPy program for `graph`."""
+def compile_graph(graph: Graph, subgraph: bool = False) -> Executable:
+    """Generate, compile and return the NumPy program for `graph`.
+
+    With `subgraph` the program is a loop body run by a loop kernel once per
+    step: its feeds are trusted (the loop made them, so no checks), and its
+    results may share memory with its feeds (the loop copies what it keeps).
+    """
     program = _Program(graph)
-    _emit_feeds(program)
+    if subgraph:
+        _emit_trusted_feeds(program)
+    else:
+        _emit_feeds(program)
     _emit_nodes(program)
-    _emit_updates_and_return(program)
+    _emit_updates_and_return(program, copy_aliased=not subgraph)
     source = "def run(feeds):\n" + "\n".join(program.lines) + "\n"
     code = compile(source, _FILENAME.format(name=graph.name), "exec")
     exec(code, program.env)
@@ -122,6 +130,18 @@ def _emit_feeds(program: _Program) -> None:
                              f"_checker.inconsistent({i}, {axis}, {j}, {other_axis}, feeds)")
             else:
                 first_seen[root] = (i, axis)
+
+
+def _emit_trusted_feeds(program: _Program) -> None:
+    names = [f"f{i}" for i in range(len(program.graph.inputs))]
+    program.names.update(zip(program.graph.inputs, names))
+    if names:
+        program.emit(f"{', '.join(names)}, = feeds")
+
+
+def _compile_subgraph(graph: Graph):
+    """A loop body's run(feeds) function, for ops lowered with `OpDef.lower`."""
+    return compile_graph(graph, subgraph=True)
 
 
 class FeedChecker:
@@ -199,6 +219,7 @@ def _emit_nodes(program: _Program) -> None:
     graph = program.graph
     fed = set(graph.inputs)
     frees = _last_uses(graph)
+    used = _used_values(graph)
     for position, node in enumerate(graph.nodes):
         op = node.op
         if op.leaf:
@@ -208,12 +229,25 @@ def _emit_nodes(program: _Program) -> None:
         outputs = [f"v{len(program.names) + k}" for k in range(len(node.outputs))]
         for value, name in zip(node.outputs, outputs):
             program.names[value] = name
-        kernel = program.bind(f"k_{op.name}_", op.bound_kernel(node.attrs))
+        if op.lower is not None:  # a loop: its kernel runs compiled bodies
+            needed = tuple(v in used for v in node.outputs)
+            bound = op.lower(node, _compile_subgraph, needed)
+        else:
+            bound = op.bound_kernel(node.attrs)
+        kernel = program.bind(f"k_{op.name}_", bound)
         target = outputs[0] if len(outputs) == 1 else ", ".join(outputs)
         program.emit(f"{target} = {kernel}({inputs})", node)
         dead = [program.names[v] for v in frees.get(position, ())]
         if dead:
             program.emit(f"del {', '.join(dead)}")
+
+
+def _used_values(graph: Graph) -> set:
+    """Values some node reads or the graph returns or stores."""
+    used = {v for node in graph.nodes for v in node.inputs}
+    used.update(graph.outputs)
+    used.update(v for pair in graph.updates for v in pair)
+    return used
 
 
 def _emit_leaf(program: _Program, node, fed: set) -> None:
@@ -247,16 +281,15 @@ def _may_alias_leaf(graph: Graph) -> set:
     return aliased
 
 
-def _emit_updates_and_return(program: _Program) -> None:
+def _emit_updates_and_return(program: _Program, copy_aliased: bool = True) -> None:
     graph = program.graph
-    aliased = _may_alias_leaf(graph)
+    aliased = _may_alias_leaf(graph) if copy_aliased else set()
     new_values = []
     for k, (variable, new) in enumerate(graph.updates):
         name = program.names[new]
         shape = variable.type.shape
         check = program.bind("_update_error", _update_error(variable))
-        copy = ".copy()" if new in aliased else ""
-        program.emit(f"u{k} = _asarray({name}){copy}")
+        program.emit(f"u{k} = {_owned(new, name, aliased)}")
         program.emit(f"if u{k}.shape != {tuple(shape)!r}: {check}(u{k})")
         new_values.append((program.bind("var", variable), f"u{k}"))
     for holder, name in new_values:  # only after every output and update is computed
@@ -264,13 +297,24 @@ def _emit_updates_and_return(program: _Program) -> None:
     results = []
     for value in graph.outputs:
         name = program.names[value]
-        if value in aliased:  # never hand out a variable's, constant's or feed's own buffer
-            results.append(f"_asarray({name}).copy()")
-        elif value.type.ndim == 0:  # NumPy returns 0-d results as scalars
-            results.append(f"_asarray({name})")
-        else:
-            results.append(name)
+        results.append(_owned(value, name, aliased))
     program.emit(f"return [{', '.join(results)}]")
+
+
+def _owned(value, name: str, aliased: set) -> str:
+    """An expression for `value` as an array the caller may keep and write into."""
+    if value in aliased:  # never hand out a variable's, constant's or feed's own buffer
+        return f"_asarray({name}).copy()"
+    if value.node.op.view:  # a view of an intermediate may be a read-only broadcast
+        return f"_writable({name})"
+    if value.type.ndim == 0:  # NumPy returns 0-d results as scalars
+        return f"_asarray({name})"
+    return name
+
+
+def _writable(array):
+    array = np.asarray(array)
+    return array if array.flags.writeable else array.copy()
 
 
 def _update_error(variable):

@@ -23,7 +23,7 @@ from .dtypes import DTYPES, FLOAT_DTYPES, INT_DTYPES
 from .errors import ParseError
 from .graph import Graph, Value
 from .ops.leaf import Variable
-from .ops.registry import REGISTRY, OpDef, make_node
+from .ops.registry import REGISTRY, VARIADIC, OpDef, make_node
 from .printer import DimNamer
 from .shapes import SymDim
 from .types import TensorType
@@ -135,7 +135,13 @@ class _Parser:
     # --- statements -----------------------------------------------------------------
 
     def graph(self) -> Graph:
-        self.expect("graph", "at the start of the text")
+        graph = self.graph_block("at the start of the text")
+        self.expect_kind("end", "the end of the text after '}'")
+        return graph
+
+    def graph_block(self, context: str) -> Graph:
+        """`graph @name(%inputs) { statements }`: the top-level graph or a nested body."""
+        self.expect("graph", context)
         name = self.graph_name()
         self.expect("(", "after the graph name")
         input_tokens = self.comma_list(self.value_token, ")")
@@ -156,7 +162,6 @@ class _Parser:
                 raise self.error("expected a node ('%name = op...'), 'return', 'update' or '}', "
                                  f"found {_describe(token)}")
         self.advance()
-        self.expect_kind("end", "the end of the text after '}'")
         inputs = [self.lookup(token) for token in input_tokens]
         return Graph(inputs, outputs or [], updates, name)
 
@@ -229,7 +234,7 @@ class _Parser:
             self.expect(")", "after the location")
         if len(targets) != len(types):
             raise self.error(f"{len(targets)} value name(s) but {len(types)} type(s)", types_token)
-        if len(types) != op.num_outputs:
+        if op.num_outputs != VARIADIC and len(types) != op.num_outputs:
             raise self.error(f"op {op.name} has {op.num_outputs} output(s); "
                              f"the text gives {len(types)}", start)
         try:
@@ -390,6 +395,14 @@ class _Parser:
         self.expect(")", "to close the tuple")
         return tuple(items)
 
+    def graph_value(self) -> Graph:
+        """A nested graph (a loop body): its own value names, the outer graph's symbols."""
+        outer_values, self.values = self.values, {}
+        try:
+            return self.graph_block("to start a nested graph")
+        finally:
+            self.values = outer_values
+
     def ellipsis_value(self):
         self.advance()
         return Ellipsis
@@ -471,10 +484,10 @@ def _outputs(made) -> tuple:
 _KEYWORDS = {"none": None, "true": True, "false": False, "inf": float("inf"),
              "nan": float("nan")}
 
-# How an attribute value starts -> how to read it. A nested Graph attribute
-# (loop bodies) would add "graph": _Parser.graph_value here.
+# How an attribute value starts -> how to read it (a nested graph is a loop body).
 _WORD_VALUES = {**{word: _Parser.keyword_value for word in _KEYWORDS},
-                "dense": _Parser.dense_value, "slice": _Parser.slice_value}
+                "dense": _Parser.dense_value, "slice": _Parser.slice_value,
+                "graph": _Parser.graph_value}
 _PUNCT_VALUES = {"(": _Parser.tuple_value, "...": _Parser.ellipsis_value}
 _KIND_VALUES = {"number": _Parser.number_value, "string": _Parser.string_value,
                 "symbol": _Parser.symbol_value}

@@ -82,11 +82,13 @@ class GraphPrinter:
     names the printed graph uses.
     """
 
-    def __init__(self, graph: Graph, locations: bool = True, full_constants: bool = False):
+    def __init__(self, graph: Graph, locations: bool = True, full_constants: bool = False,
+                 dims: DimNamer | None = None):
         self.graph = graph
         self.locations = locations
         self.full_constants = full_constants
-        self.dims = DimNamer()
+        # A nested graph (a loop body) shares its parent's dim names: its symbols are the same.
+        self.dims = dims if dims is not None else DimNamer()
         self.ids = _value_ids(graph.nodes)
 
     def text(self) -> str:
@@ -246,6 +248,17 @@ def _format_dtype(value, printer: GraphPrinter) -> str:
 @format_attr.register(np.ndarray)
 def _format_array(value, printer: GraphPrinter) -> str:
     return format_array(value, printer.full_constants)
+
+
+@format_attr.register(Graph)
+def _format_graph(value, printer: GraphPrinter) -> str:
+    """A nested graph (a loop body), indented one level deeper than the node that holds it.
+
+    Its values are numbered on their own (a body is closed: it refers to
+    nothing outside itself), its symbolic dims are named as the outer graph's.
+    """
+    nested = GraphPrinter(value, printer.locations, printer.full_constants, printer.dims)
+    return nested.text().replace("\n", "\n  ")
 
 
 def format_array(array: np.ndarray, full: bool = False) -> str:

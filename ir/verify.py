@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .errors import VerifyError
 from .graph import Graph, Node, Value
-from .ops.registry import infer_types
+from .ops.registry import VARIADIC, infer_types
 from .shapes import SymDim, same_dim, same_shape
 from .types import TensorType
 
@@ -21,7 +21,21 @@ def verify(graph: Graph) -> None:
     number of outputs, pointing back at it; each non-leaf node's recorded
     types are what its type rule gives; a constant's array fits its type;
     each update assigns a variable a value of the variable's dtype and shape.
+    Nested graphs (loop bodies held in attributes) are checked the same way
+    from a worklist, and must be closed: they read only their own inputs.
     """
+    pending = [(graph, None)]
+    while pending:
+        current, holder = pending.pop()
+        _verify_one(current)
+        if holder is not None:
+            _check_closed(current, holder)
+        for node in current.nodes:
+            pending.extend((value, node) for value in node.attrs.values()
+                           if isinstance(value, Graph))
+
+
+def _verify_one(graph: Graph) -> None:
     for position, value in enumerate(graph.inputs):
         _check_input(graph, position, value)
     for position, value in enumerate(graph.outputs):
@@ -31,6 +45,19 @@ def verify(graph: Graph) -> None:
         _check_node(graph, node)
     for target, value in graph.updates:
         _check_update(graph, target, value)
+
+
+def _check_closed(body: Graph, holder: Node) -> None:
+    """A nested body reads no variable and no placeholder other than its inputs, updates none."""
+    where = f"{holder.op.name}" + (f" at {holder.location}" if holder.location else "")
+    if body.updates:
+        raise VerifyError(f"{where}: its body @{body.name} has updates; a body cannot update")
+    inputs = set(body.inputs)
+    for node in body.nodes:
+        value = node.outputs[0] if node.outputs else None
+        if node.op.name == "variable" or (node.op.name == "placeholder" and value not in inputs):
+            raise VerifyError(f"{where}: its body @{body.name} reads {node.op.name} {value!r}, "
+                              "which is not one of the body's inputs (a body must be closed)")
 
 
 def types_agree(recorded, inferred, input_types) -> bool:
@@ -66,7 +93,7 @@ def _check_input(graph: Graph, position: int, value) -> None:
 
 def _check_node(graph: Graph, node: Node) -> None:
     op = node.op
-    if len(node.outputs) != op.num_outputs:
+    if op.num_outputs != VARIADIC and len(node.outputs) != op.num_outputs:
         raise _node_error(graph, node, f"has {len(node.outputs)} output(s); "
                                        f"op {op.name} has {op.num_outputs}")
     for index, value in enumerate(node.outputs):

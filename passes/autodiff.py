@@ -30,16 +30,27 @@ def gradients(loss: Value, wrt, seed: Value | None = None) -> list:
     loss does not reach through differentiable ops gets None, as Keras'
     TensorFlow backend returns.
     """
+    return vjp([loss], [seed], wrt)
+
+
+def vjp(outputs, cotangents, wrt) -> list:
+    """The vector-Jacobian product: sum over i of cotangents[i] . d outputs[i] / d wrt.
+
+    One reverse sweep serves every output, so work shared between outputs (a
+    loop body's per-step output and new state) is differentiated once. A None
+    cotangent stands for ones (the summed-loss rule); a value listed twice
+    gets the sum of its cotangents.
+    """
     wrt = list(wrt)
-    nodes = topological_order([loss])
+    nodes = topological_order(outputs)
     on_path = _depends_on(nodes, wrt)
-    if loss not in on_path:
+    contributions: dict[Value, list[Value]] = {}
+    for value, cotangent in zip(outputs, cotangents):
+        if value in on_path:
+            seed = cotangent if cotangent is not None else _ones_seed(value)
+            contributions.setdefault(value, []).append(seed)
+    if not contributions:
         return [None] * len(wrt)
-    if seed is None:
-        seed = constant(1.0, dtype=loss.type.dtype)
-        if loss.type.ndim:
-            seed = broadcast_like(seed, loss)
-    contributions: dict[Value, list[Value]] = {loss: [seed]}
     for node in reversed(nodes):
         if not any(v in contributions for v in node.outputs) or node.op.leaf:
             continue
@@ -53,6 +64,11 @@ def gradients(loss: Value, wrt, seed: Value | None = None) -> list:
             total = ew.cast(total, dtype=value.type.dtype)
         results.append(total)
     return results
+
+
+def _ones_seed(loss: Value) -> Value:
+    seed = constant(1.0, dtype=loss.type.dtype)
+    return broadcast_like(seed, loss) if loss.type.ndim else seed
 
 
 def _depends_on(nodes, wrt) -> set:
@@ -92,7 +108,10 @@ def _backpropagate(node, contributions: dict, on_path: set) -> None:
                             "rule yet; wrap its input in K.stop_gradient if no gradient is needed")
     with location_override(node.location):
         cotangents = [_total(contributions, v) for v in node.outputs]
-        if node.op.num_outputs == 1:
+        if node.op.grad_uses_autodiff:  # a loop: its rule differentiates the body with vjp
+            wanted = tuple(v in on_path for v in node.inputs)
+            input_grads = rule(node, tuple(cotangents), vjp, wanted)
+        elif node.op.num_outputs == 1:
             input_grads = rule(node, cotangents[0])
         else:
             input_grads = rule(node, tuple(cotangents))

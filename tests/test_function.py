@@ -147,3 +147,13 @@ def test_chain_of_100000_nodes_sorts_prints_and_runs():
     assert len(str(graph).splitlines()) > 100_000
     f = K.function([x], [y])
     assert f([np.zeros(2, np.float32)])[0].tolist() == [100_000.0, 100_000.0]
+
+
+def test_results_are_writable_and_own_their_memory():
+    x = K.placeholder((2, 3), name="x")
+    (grad,) = K.gradients(K.sum(x), [x])  # a broadcast of the seed: a read-only view inside
+    w = K.variable(np.ones((2, 3)), name="w")
+    out_grad, out_view = K.function([x], [grad, K.reshape(w, (-1,))])([np.ones((2, 3))])
+    out_grad[0, 0] = 5.0
+    out_view[0] = 5.0
+    assert K.get_value(w)[0, 0] == 1.0

@@ -28,7 +28,7 @@ def _sum_to_kernel(g, like):
 
 
 def _broadcast_like_kernel(x, like):
-    return np.broadcast_to(x, np.broadcast_shapes(np.shape(x), np.shape(like))).copy()
+    return np.broadcast_to(x, np.broadcast_shapes(np.shape(x), np.shape(like)))  # a view
 
 
 register(OpDef(
@@ -41,7 +41,7 @@ register(OpDef(
     doc="Sum g over the axes broadcasting expanded from like's shape."))
 
 register(OpDef(
-    "broadcast_like", "broadcast",
+    "broadcast_like", "broadcast", view=True,
     infer=lambda x, like: TensorType(x.dtype, broadcast_shapes(x.shape, like.shape)),
     kernel=_broadcast_like_kernel,
     grad=lambda n, g: (sum_to(g, n.inputs[0]), None),

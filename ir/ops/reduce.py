@@ -194,7 +194,9 @@ def _scan(accumulate):
 def _unreduce(g, like, axes, keepdims):
     if not keepdims:
         g = np.expand_dims(g, axes)
-    return np.broadcast_to(g, np.shape(like)).copy()
+    # A read-only broadcast view: no copy (kernels never write into their inputs, and
+    # codegen copies views before handing them out).
+    return np.broadcast_to(g, np.shape(like))
 
 
 def _reduced_size(x, axes, dtype):
@@ -414,7 +416,7 @@ def _unreduce_infer(g, like, axes, keepdims):
 
 
 register(OpDef(
-    "unreduce", "reduce", infer=_unreduce_infer, kernel=_unreduce,
+    "unreduce", "reduce", infer=_unreduce_infer, kernel=_unreduce, view=True,
     attrs={"axes": REQUIRED, "keepdims": False},
     grad=lambda n, g: (reduce_sum(g, n.attrs["axes"], n.attrs["keepdims"]), None),
     samples=(Sample(((3,), (3, 4)), {"axes": (1,)}, differentiable_inputs=(0,)),

@@ -62,8 +62,9 @@ class OpDef:
     # For ops with per-function state (random generators): attrs -> a fresh kernel,
     # called once per compiled function, instead of binding `kernel` to the attrs.
     make_kernel: Callable | None = None
-    # The kernel may return a view of an input (reshape, transpose, ...): codegen copies
-    # such results before handing them out if they could alias a variable or a feed.
+    # The kernel may return a view of its first input (reshape, transpose, a read-only
+    # broadcast): codegen copies such results before handing them out or storing them
+    # when they could alias a variable, a constant or a feed, or are not writable.
     view: bool = False
     # The gradient rule needs reverse-mode differentiation of a subgraph (a loop body):
     # autodiff calls it as grad(node, cotangents, vjp, wanted), see passes/autodiff.py.
