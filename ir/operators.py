@@ -23,7 +23,7 @@ def _matmul(a, b):
 
 
 def _getitem(self, key):
-    from .ops.shape import getitem
+    from .ops.indexing import getitem
 
     return getitem(self, key)
 

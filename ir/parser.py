@@ -1,9 +1,9 @@
 """Read the IR text that `ir.printer` writes back into a Graph.
 
 A regular-expression tokenizer reads tokens on demand and keeps each one's
-offset, from which an error computes its line and column; the statement grammar is a loop (a graph of
-100,000 nodes needs no deep recursion) and only attribute values, whose
-nesting is shallow, are read by recursive descent.
+offset, from which an error computes its line and column; the statement
+grammar is a loop (a graph of 100,000 nodes needs no deep recursion) and only
+attribute values, whose nesting is shallow, are read by recursive descent.
 
 Nodes are rebuilt with the types the text states, and the parser checks
 those against each op's type rule, so a hand-edited test that states a wrong

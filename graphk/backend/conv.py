@@ -21,6 +21,7 @@ from ..config import normalize_data_format
 from ..ir.errors import located
 from ..ir.graph import Value
 from ..ir.ops import conv as conv_ops
+from ..ir.ops import indexing
 from ..ir.ops import shape as shape_ops
 from ..ir.ops.leaf import constant_value
 from ..ir.ops.linalg import contract
@@ -241,7 +242,7 @@ def _output_entries(call: _Conv, output_shape) -> list:
         if fixed is not None:
             output_shape = fixed.tolist()
         elif output_shape.type.ndim == 1 and isinstance(output_shape.type.shape[0], int):
-            output_shape = [shape_ops.getitem(output_shape, i)
+            output_shape = [indexing.getitem(output_shape, i)
                             for i in range(output_shape.type.shape[0])]
         else:
             raise _error(call.name, f"output_shape must be a tuple or an int vector of known "

@@ -14,6 +14,7 @@ from ..ir.dtypes import as_dtype, is_integer
 from ..ir.errors import located
 from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
+from ..ir.ops import indexing
 from ..ir.ops import shape as ops
 from ..ir.ops.leaf import constant, constant_value
 from ..ir.shapes import ShapeError, SymDim, same_dim
@@ -107,7 +108,7 @@ def _scalar(x: Value, entry) -> Value:
         return constant(np.int32(entry))
     if isinstance(entry, tuple):
         y, axis = entry
-        return ops.getitem(ops.shape_of(y), axis)
+        return indexing.getitem(ops.shape_of(y), axis)
     return entry if entry.type.dtype == "int32" else ew.cast(entry, dtype="int32")
 
 
@@ -260,7 +261,7 @@ def _vector(value, op_name: str) -> list:
         if not isinstance(length, int):
             raise _error(op_name, f"start and size must be int vectors of known length, "
                                   f"got {value.type}")
-        return [ops.getitem(value, i) for i in range(length)]
+        return [indexing.getitem(value, i) for i in range(length)]
     result = []
     for item in value:
         fixed = constant_value(item) if isinstance(item, Value) else None
@@ -285,7 +286,7 @@ def _slice_bounds(x: Value, axis: int, start, size) -> py_slice:
     if isinstance(size, int):
         return py_slice(start, None if size == -1 else ew.add(_int32(start), size))
     start = _int32(start) if isinstance(start, Value) else start
-    to_end = ops.getitem(ops.shape_of(x), axis)
+    to_end = indexing.getitem(ops.shape_of(x), axis)
     stop = ew.switch(ew.equal(size, -1), to_end, ew.add(start, _int32(size)))
     return py_slice(start, stop)
 
@@ -299,7 +300,7 @@ def slice(x, start, size) -> Value:
                               f"(rank {x.type.ndim}, {len(starts)} starts, {len(sizes)} sizes)",
                      ValueError)
     key = tuple(_slice_bounds(x, axis, s, n) for axis, (s, n) in enumerate(zip(starts, sizes)))
-    return ops.getitem(x, key)
+    return indexing.getitem(x, key)
 
 
 def gather(reference, indices) -> Value:
@@ -310,12 +311,12 @@ def gather(reference, indices) -> Value:
         if indices.dtype.kind not in "iu":
             raise _error("gather", f"indices must be integers, got {indices.dtype}", TypeError)
         indices = constant(indices.astype(np.int32))
-    return ops.gather(reference, indices)
+    return indexing.gather(reference, indices)
 
 
 def one_hot(indices, num_classes) -> Value:
     """float32 one-hot vectors of length num_classes along a new last axis (tf.one_hot)."""
-    return ops.one_hot(_as_tensor(indices), _static_int(num_classes, "num_classes", "one_hot"))
+    return indexing.one_hot(_as_tensor(indices), _static_int(num_classes, "num_classes", "one_hot"))
 
 
 def _range_dtype(*bounds) -> str:

@@ -1,3 +1,6 @@
 """All op families; importing this package fills the registry."""
-from . import broadcast, control, conv, elementwise, image, leaf, linalg, nn, normalization, pool, random, reduce, shape  # noqa: F401
+from . import (  # noqa: F401
+    broadcast, control, conv, ctc, elementwise, image, indexing, leaf, linalg, nn, normalization,
+    pool, random, reduce, shape, sparse,
+)
 from .registry import NOT_DIFFERENTIABLE, REGISTRY, OpDef, Sample, apply  # noqa: F401
