@@ -31,7 +31,8 @@ CASES = [(op.name, i) for op in OPS for i in range(len(op.samples))]
 def test_every_op_has_a_gradient_rule_or_a_mark_and_samples():
     missing_grad = [op.name for op in OPS if op.grad is None]
     missing_samples = [op.name for op in OPS if not op.samples]
-    assert not missing_grad, f"ops with neither a gradient rule nor NOT_DIFFERENTIABLE: {missing_grad}"
+    assert not missing_grad, (
+        f"ops with neither a gradient rule nor NOT_DIFFERENTIABLE: {missing_grad}")
     assert not missing_samples, f"ops without samples: {missing_samples}"
 
 
