@@ -13,18 +13,20 @@ from ..ir import source as _source
 from ..passes import pipeline as _passes_pipeline
 from .control import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
+from .ctc import *  # noqa: F401,F403
 from .function import *  # noqa: F401,F403
 from .gradients import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
+from .loops import *  # noqa: F401,F403
 from .math import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
-from .pending import *  # noqa: F401,F403
 from .random import *  # noqa: F401,F403
 from .reductions import *  # noqa: F401,F403
 from .session import *  # noqa: F401,F403
 from .shaping import *  # noqa: F401,F403
+from .sparse import *  # noqa: F401,F403
 from .tensors import *  # noqa: F401,F403
 
 # Frames in graphk's own code are not the user's call site (in an editable install,

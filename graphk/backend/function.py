@@ -13,6 +13,7 @@ from ..ir.shapes import ShapeError, format_shape, same_dim
 from ..ir.source import user_location
 from ..passes.pipeline import run_pipeline
 from .session import get_uid
+from .sparse import SparseSignature
 
 BACKENDS = ("numpy",)
 
@@ -36,7 +37,9 @@ class Function:
     """A compiled graph: `fn(list_of_arrays) -> list_of_arrays`, then updates applied.
 
     `fn.ir` is the optimized graph (print it for the IR text) and
-    `fn.source` the generated NumPy program.
+    `fn.source` the generated NumPy program. A sparse input is fed a
+    scipy.sparse matrix or an (indices, values, dense_shape) tuple; a sparse
+    output comes back as a SparseValue (see graphk/backend/sparse.py).
     """
 
     def __init__(self, inputs, outputs, updates=None, name=None, backend="numpy", passes=None):
@@ -45,14 +48,22 @@ class Function:
             raise ValueError(f"K.function: unknown backend {backend!r}; "
                              f"available: {list(BACKENDS)}")
         self.name = name or f"function_{get_uid('graphk_function')}"
-        self.inputs = _check_inputs(inputs, self.name)
+        inputs = list(inputs)
         self._single_output = isinstance(outputs, Value)
-        self.outputs = [outputs] if self._single_output else _check_outputs(outputs, self.name)
+        sparse = SparseSignature.of(inputs, outputs, self.name)  # None when all are dense
+        if sparse is not None:  # the graph sees each sparse tensor's three dense parts
+            inputs, outputs = sparse.flat_inputs, sparse.flat_outputs
+            self._single_output = sparse.single_output
+        self.inputs = _check_inputs(inputs, self.name)
+        self.outputs = _check_outputs([outputs] if isinstance(outputs, Value) else outputs,
+                                      self.name)
         pairs = _collect_updates(updates or [], location)
         graph = Graph(self.inputs, self.outputs, pairs, name=self.name)
         self.ir = run_pipeline(graph, passes)
         self._executable = compile_graph(self.ir)
         self._run = self._executable.run
+        if sparse is not None:  # only functions with sparse inputs or outputs pay for this
+            self._run = sparse.wrap(self._run)
         self.source = self._executable.source
         _dump(self)
 

@@ -8,6 +8,7 @@ from ..ir.graph import Value
 from ..ir.ops import linalg
 from ..ir.ops import shape as shape_ops
 from ..ir.source import user_location
+from .sparse import SparseTensor, sparse_dot
 from .tensors import _as_tensor
 
 
@@ -16,7 +17,13 @@ def dot(x, y) -> Value:
 
     (2, 3) . (3, 4) -> (2, 4); (32, 28, 3) . (3, 4) -> (32, 28, 4);
     (2, 3) . (4, 3, 5) -> (2, 4, 5). A vector operand behaves as in np.dot.
+    A sparse matrix operand (K.placeholder(sparse=True)) multiplies without
+    being densified.
     """
+    if isinstance(x, SparseTensor) or isinstance(y, SparseTensor):
+        x = x if isinstance(x, SparseTensor) else _as_tensor(x)
+        y = y if isinstance(y, SparseTensor) else _as_tensor(y)
+        return sparse_dot(x, y)
     return linalg.dot(_as_tensor(x), _as_tensor(y))
 
 

@@ -13,6 +13,7 @@ from ..ir.shapes import from_user
 from ..ir.types import TensorType
 from .function import Function, Update
 from .session import get_uid, scoped_name
+from .sparse import SparseTensor, sparse_placeholder
 
 
 def _keras_tensor(value: Value) -> Value:
@@ -23,15 +24,18 @@ def _keras_tensor(value: Value) -> Value:
 
 
 def placeholder(shape=None, ndim=None, dtype=None, sparse=False, name=None) -> Value:
-    """A tensor fed at each call; `None` dims become named symbolic sizes."""
-    if sparse:
-        raise NotImplementedError("placeholder(sparse=True): sparse tensors are not built yet "
-                                  "(the loops/CTC/sparse issue adds them)")
+    """A tensor fed at each call; `None` dims become named symbolic sizes.
+
+    With sparse=True, a SparseTensor fed with a scipy.sparse matrix or an
+    (indices, values, dense_shape) tuple (see graphk/backend/sparse.py).
+    """
     if shape is None:
         if ndim is None:
             raise ValueError("placeholder: give `shape` or `ndim`")
         shape = (None,) * ndim
     dtype = as_dtype(dtype or config.floatx())
+    if sparse:
+        return sparse_placeholder(shape, dtype, name)
     value = leaf.placeholder(TensorType(dtype, from_user(shape, "placeholder shape")), name=name)
     return _keras_tensor(value)
 
@@ -124,10 +128,12 @@ def is_variable(x) -> bool:
 
 
 def is_tensor(x) -> bool:
-    return isinstance(x, Value)
+    return isinstance(x, (Value, SparseTensor))
 
 
 def is_placeholder(x) -> bool:
+    if isinstance(x, SparseTensor):
+        return x.is_placeholder
     return isinstance(x, Value) and x.op_name == "placeholder"
 
 
@@ -139,7 +145,7 @@ def is_keras_tensor(x) -> bool:
 
 
 def is_sparse(x) -> bool:
-    return False
+    return isinstance(x, SparseTensor)
 
 
 def int_shape(x) -> tuple:
@@ -152,11 +158,13 @@ def int_shape(x) -> tuple:
 
 
 def ndim(x) -> int:
-    return x.type.ndim if isinstance(x, Value) else np.ndim(x)
+    return x.type.ndim if isinstance(x, (Value, SparseTensor)) else np.ndim(x)
 
 
 def dtype(x) -> str:
-    return x.type.dtype if isinstance(x, Value) else as_dtype(np.asarray(x).dtype)
+    if isinstance(x, (Value, SparseTensor)):
+        return x.type.dtype
+    return as_dtype(np.asarray(x).dtype)
 
 
 def count_params(x) -> int:
@@ -170,9 +178,9 @@ def eval(x) -> np.ndarray:
     """The value of a tensor that needs no feeds."""
     if isinstance(x, leaf.Variable):
         return x.storage.copy()
-    if not isinstance(x, Value):
+    if not is_tensor(x):
         return np.asarray(x)
-    return Function([], [x], name="eval")([])[0]
+    return Function([], [x], name="eval")([])[0]  # a sparse tensor gives a SparseValue
 
 
 def get_value(x) -> np.ndarray:

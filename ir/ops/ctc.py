@@ -13,12 +13,19 @@ per time step. Its gradient is its own op, `ctc_loss_grad`, which runs
 forward-backward and gives softmax(logits) - posterior occupancy of each
 class, the closed form TensorFlow uses. Training therefore runs the alpha
 recursion twice; in exchange evaluating the loss alone never pays for beta.
+The gradient op has no gradient of its own (second order raises). Inputs
+TensorFlow rejects (a label that is the blank or out of range, lengths out
+of range, labels that need more steps than the input has) raise ValueError
+naming the batch item.
 
 The decoders return dense int64 paths padded with -1 (what Keras makes of
-TensorFlow's sparse results). The beam search is the standard CTC prefix
-beam search that TensorFlow's decoder implements; its per-step arithmetic is
-vectorized over (beams, classes), the prefix bookkeeping is Python, one
-batch item at a time.
+TensorFlow's sparse results). The beam search is the CTC prefix beam search
+TensorFlow's decoder implements (same recursions, log-softmax inputs, top
+`beam_width` prefixes kept per step); it may differ from TensorFlow's only
+in how exact ties are broken. Its per-step arithmetic is vectorized over
+(beams, classes); the prefix bookkeeping is Python, one batch item at a
+time. Its paths come out as one (top_paths, batch, width) tensor, which
+`ctc_path` splits, each path trimmed to its own width as TensorFlow sizes it.
 """
 from __future__ import annotations
 
@@ -169,6 +176,8 @@ class _Lattice:
         skip_next[:, :-2] = self.skip[:, 2:]
         padded = np.full((batch, positions + 2), -np.inf, dtype=self.emit.dtype)
         betas = np.empty(self.emit.shape, dtype=self.emit.dtype)
+        if time == 0:
+            return betas
         betas[:, time - 1] = final
         for t in range(time - 2, -1, -1):
             padded[:, :-2] = betas[:, t + 1] + self.emit[:, t + 1]
@@ -323,10 +332,14 @@ def ctc_greedy_decoder(logits, input_length) -> tuple:
 
 
 class _Beams:
-    """The live prefixes of one batch item with log P(prefix, ending in blank / in a label)."""
+    """The live prefixes of one batch item with log P(prefix, ending in blank / in a label).
+
+    `last` holds each prefix's last label (-1 for the empty prefix).
+    """
 
     def __init__(self):
         self.prefixes = [()]
+        self.last = np.full(1, -1)
         self.blank = np.zeros(1)
         self.label = np.full(1, -np.inf)
 
@@ -337,44 +350,45 @@ class _Beams:
     def step(self, log_probs: np.ndarray, beam_width: int) -> None:
         """Advance one time step and keep the beam_width most probable prefixes."""
         blank_class = log_probs.shape[0] - 1
-        total = self.total
-        last = np.array([p[-1] if p else -1 for p in self.prefixes])
-        nonempty = last >= 0
+        total, last = self.total, self.last
+        nonempty = np.flatnonzero(last >= 0)
         # Staying on a prefix: a blank after anything, or the last label repeated.
         stay_blank = total + log_probs[blank_class]
-        stay_label = np.where(nonempty, self.label + log_probs[np.maximum(last, 0)], -np.inf)
+        stay_label = np.full(len(last), -np.inf)
+        stay_label[nonempty] = self.label[nonempty] + log_probs[last[nonempty]]
         # Extending prefix i by label k; a repeated label needs a blank in between.
         extend = total[:, None] + log_probs[None, :blank_class]
-        rows = np.flatnonzero(nonempty)
-        extend[rows, last[rows]] = self.blank[rows] + log_probs[last[rows]]
+        extend[nonempty, last[nonempty]] = self.blank[nonempty] + log_probs[last[nonempty]]
         # An extension that is itself a live prefix adds to that prefix instead.
         position = {p: i for i, p in enumerate(self.prefixes)}
-        for j, prefix in enumerate(self.prefixes):
-            parent = position.get(prefix[:-1]) if prefix else None
+        children, parents = [], []
+        for j in nonempty.tolist():
+            parent = position.get(self.prefixes[j][:-1])
             if parent is not None:
-                stay_label[j] = np.logaddexp(stay_label[j], extend[parent, prefix[-1]])
-                extend[parent, prefix[-1]] = -np.inf
+                children.append(j)
+                parents.append(parent)
+        if children:
+            labels = last[children]
+            stay_label[children] = np.logaddexp(stay_label[children], extend[parents, labels])
+            extend[parents, labels] = -np.inf
         self._select(stay_blank, stay_label, extend, beam_width)
 
     def _select(self, stay_blank, stay_label, extend, beam_width: int) -> None:
-        count = len(self.prefixes)
+        """Keep the most probable of the stayed and the extended prefixes (ties: first listed)."""
+        count, labels = extend.shape
         scores = np.concatenate([np.logaddexp(stay_blank, stay_label), extend.reshape(-1)])
-        order = np.argsort(-scores, kind="stable")[:beam_width]
+        if beam_width < scores.size:
+            order = np.argpartition(-scores, beam_width - 1)[:beam_width]
+            order = order[np.lexsort((order, -scores[order]))]
+        else:
+            order = np.argsort(-scores, kind="stable")
         order = order[scores[order] > -np.inf]
-        labels = extend.shape[1]
-        prefixes, blank, label = [], [], []
-        for index in order.tolist():
-            if index < count:
-                prefixes.append(self.prefixes[index])
-                blank.append(stay_blank[index])
-                label.append(stay_label[index])
-            else:
-                parent, k = divmod(index - count, labels)
-                prefixes.append(self.prefixes[parent] + (k,))
-                blank.append(-np.inf)
-                label.append(extend[parent, k])
-        self.prefixes = prefixes
-        self.blank, self.label = np.array(blank), np.array(label)
+        self.blank = np.concatenate([stay_blank, np.full(extend.size, -np.inf)])[order]
+        self.label = np.concatenate([stay_label, extend.reshape(-1)])[order]
+        self.last = np.concatenate([self.last, np.tile(np.arange(labels), count)])[order]
+        old = self.prefixes
+        self.prefixes = [old[i] if i < count else old[(i - count) // labels] + (k,)
+                         for i, k in zip(order.tolist(), self.last.tolist())]
 
 
 def _merge_repeats(path: tuple) -> tuple:

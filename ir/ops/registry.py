@@ -71,7 +71,7 @@ class OpDef:
     grad_uses_autodiff: bool = False
     # For ops whose runtime needs compiled subgraphs (loop bodies): codegen calls
     # lower(node, compile_subgraph, needed_outputs) -> kernel instead of binding `kernel`;
-    # `compile_subgraph(graph)` returns the graph's run(feeds) function.
+    # `compile_subgraph(graph)` returns an executable with `run(feeds)` and `explain(error)`.
     lower: Callable | None = None
     doc: str = ""
 

@@ -12,11 +12,12 @@ size comes from it take the sparse tensor's static shape as an attribute
 front end then unifies with the sparse tensor's own symbol; kernels check
 that the fed `dense_shape` agrees with the known dims.
 
-Duplicate indices add up (scipy's rule; TensorFlow rejects them), so
-`sparse_to_dense` and the product are linear in `values` and their
-gradients are a gather. The product uses scipy's compiled CSR product when
-scipy is importable (it is not a graphk dependency, Keras depends on it)
-and a NumPy scatter-add otherwise; both give the same result.
+Duplicate indices add up (as in scipy and tf.sparse.sparse_dense_matmul;
+tf.sparse.to_dense rejects them), so `sparse_to_dense` and the product are
+linear in `values` (the gradient of to_dense is a gather). The product uses
+scipy's compiled CSR product when scipy is importable (it is not a graphk
+dependency, Keras depends on it) and a NumPy scatter-add otherwise; both
+give the same result.
 """
 from __future__ import annotations
 

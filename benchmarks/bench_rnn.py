@@ -1,0 +1,89 @@
+"""SimpleRNN forward and backward through time: graphk (K.rnn + K.gradients) against NumPy.
+
+T=50 steps, batch 32, 32 input features, 64 tanh units, float32. The loss is
+sum(outputs * target); the gradients are with respect to the kernel, the
+recurrent kernel and the bias. graphk runs one scan node forward and one
+reverse scan for the gradient; the NumPy version is a hand-written forward
+loop and hand-derived BPTT. Runs are interleaved in one process; each figure
+is the median of per-round times.
+
+Run: python benchmarks/bench_rnn.py
+"""
+import statistics
+import time
+
+import numpy as np
+
+from graphk import backend as K
+
+STEPS, BATCH, FEATURES, UNITS = 50, 32, 32, 64
+
+
+def graphk_function(w, u, b):
+    x = K.placeholder((None, None, FEATURES), name="x")
+    h0 = K.placeholder((None, UNITS), name="h0")
+    target = K.placeholder((None, None, UNITS), name="target")
+    weights = [K.variable(w, name="W"), K.variable(u, name="U"), K.variable(b, name="b")]
+
+    def step(x_t, states):
+        h = K.tanh(K.dot(x_t, weights[0]) + K.dot(states[0], weights[1]) + weights[2])
+        return h, [h]
+
+    _, outputs, _ = K.rnn(step, x, [h0])
+    loss = K.sum(outputs * target)
+    return K.function([x, h0, target], [loss] + K.gradients(loss, weights), name="rnn_grad")
+
+
+def numpy_forward_backward(x, h0, target, w, u, b):
+    """The same loss and gradients, forward loop and BPTT written by hand."""
+    steps = x.shape[1]
+    hs = np.empty((steps + 1,) + h0.shape, dtype=h0.dtype)
+    hs[0] = h0
+    for t in range(steps):
+        hs[t + 1] = np.tanh(x[:, t] @ w + hs[t] @ u + b)
+    loss = np.sum(hs[1:].transpose(1, 0, 2) * target)
+    dw, du, db = np.zeros_like(w), np.zeros_like(u), np.zeros_like(b)
+    dh = np.zeros_like(h0)
+    for t in range(steps - 1, -1, -1):
+        dh += target[:, t]
+        dpre = dh * (1 - hs[t + 1] * hs[t + 1])
+        dw += x[:, t].T @ dpre
+        du += hs[t].T @ dpre
+        db += dpre.sum(axis=0)
+        dh = dpre @ u.T
+    return [loss, dw, du, db]
+
+
+def timed(fn, repeat):
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat * 1e3
+
+
+def main(rounds: int = 21, repeat: int = 10) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH, STEPS, FEATURES)).astype(np.float32)
+    h0 = np.zeros((BATCH, UNITS), np.float32)
+    target = rng.normal(size=(BATCH, STEPS, UNITS)).astype(np.float32)
+    w = rng.normal(0, 1 / np.sqrt(FEATURES), (FEATURES, UNITS)).astype(np.float32)
+    u = rng.normal(0, 1 / np.sqrt(UNITS), (UNITS, UNITS)).astype(np.float32)
+    b = np.zeros(UNITS, np.float32)
+    fn = graphk_function(w, u, b)
+    feeds = [x, h0, target]
+    # Same data, same weights: loss and gradients must agree before we time anything.
+    for got, want in zip(fn(feeds), numpy_forward_backward(x, h0, target, w, u, b)):
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
+    times = {"numpy": [], "graphk": []}
+    for _ in range(rounds):
+        times["numpy"].append(timed(lambda: numpy_forward_backward(x, h0, target, w, u, b),
+                                    repeat))
+        times["graphk"].append(timed(lambda: fn(feeds), repeat))
+    for name, values in times.items():
+        print(f"{name:7s} forward + backward: {statistics.median(values):.3f} ms")
+    ratios = [g / n for g, n in zip(times["graphk"], times["numpy"])]
+    print(f"graphk / numpy: {statistics.median(ratios):.2f}x (median of rounds)")
+
+
+if __name__ == "__main__":
+    main()
