@@ -196,3 +196,25 @@ print("ok")
 
 def test_keras_trains_a_dense_layer_on_sparse_input(tmp_path):
     run_under_keras(KERAS_SPARSE_DENSE, tmp_path)
+
+
+def test_concatenate_sparse_stays_sparse_and_mixed_is_dense():
+    a = K.placeholder((2, 3), sparse=True)
+    b = K.placeholder((2, 2), sparse=True)
+    dense = K.placeholder((2, 4))
+    a_value = np.array([[1.0, 0, 2], [0, 0, 3]], dtype=np.float32)
+    b_value = np.array([[0.0, 4], [5, 0]], dtype=np.float32)
+    joined = K.concatenate([a, b], axis=-1)
+    assert K.is_sparse(joined) and K.int_shape(joined) == (2, 5)
+    mixed = K.concatenate([a, dense], axis=1)
+    assert not K.is_sparse(mixed)
+
+    def coo(m):
+        rows, cols = np.nonzero(m)
+        return np.stack([rows, cols], 1).astype(np.int64), m[rows, cols], np.array(m.shape)
+
+    dense_value = np.ones((2, 4), np.float32)
+    f = K.function([a, b, dense], [K.to_dense(joined), mixed])
+    got_joined, got_mixed = f([coo(a_value), coo(b_value), dense_value])
+    np.testing.assert_array_equal(got_joined, np.concatenate([a_value, b_value], 1))
+    np.testing.assert_array_equal(got_mixed, np.concatenate([a_value, dense_value], 1))

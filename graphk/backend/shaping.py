@@ -19,6 +19,7 @@ from ..ir.ops import shape as ops
 from ..ir.ops.leaf import constant, constant_value
 from ..ir.shapes import ShapeError, SymDim, same_dim
 from ..ir.source import user_location
+from .sparse import SparseTensor, sparse_concatenate, to_dense
 from .tensors import _as_tensor
 
 py_slice = slice  # `slice` is a Keras function below
@@ -197,8 +198,16 @@ def _as_tensors(values) -> list:
             for v in values]
 
 
-def concatenate(tensors, axis=-1) -> Value:
-    """Tensors joined along an existing axis (negative axes count back)."""
+def concatenate(tensors, axis=-1):
+    """Tensors joined along an existing axis (negative axes count back).
+
+    As Keras' TensorFlow backend: sparse tensors join into a sparse tensor; a mix
+    of sparse and dense tensors is joined densely.
+    """
+    tensors = list(tensors)
+    if tensors and all(isinstance(t, SparseTensor) for t in tensors):
+        return sparse_concatenate(tensors, axis)
+    tensors = [to_dense(t) if isinstance(t, SparseTensor) else t for t in tensors]
     return ops.concatenate(_as_tensors(tensors), axis)
 
 

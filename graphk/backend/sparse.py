@@ -29,7 +29,7 @@ import numpy as np
 
 from ..ir.errors import FeedError, located
 from ..ir.graph import Value
-from ..ir.ops import leaf
+from ..ir.ops import indexing, leaf
 from ..ir.ops import shape as shape_ops
 from ..ir.ops import sparse as sparse_ops
 from ..ir.shapes import ShapeError, SymDim, format_shape, from_user, merge_dim
@@ -126,6 +126,29 @@ def _sparse_matmul(a: SparseTensor, y: Value, adjoint_a: bool) -> Value:
     if isinstance(inner, SymDim) and isinstance(y.type.shape[0], SymDim):
         merge_dim(inner, y.type.shape[0])
     return _unify(product, (rows,))
+
+
+def sparse_concatenate(tensors: list, axis: int) -> SparseTensor:
+    """Sparse tensors joined along `axis`: indices shifted by the sizes before them."""
+    ndim = tensors[0].ndim
+    axis = axis % ndim if -ndim <= axis < ndim else axis
+    if not 0 <= axis < ndim or any(t.ndim != ndim for t in tensors):
+        raise located(ShapeError(f"cannot join sparse tensors of ranks "
+                                 f"{[t.ndim for t in tensors]} along axis {axis}"),
+                      "concatenate", user_location())
+    unit = leaf.constant(np.eye(ndim, dtype=np.int64)[axis])  # moves only the joined axis
+    offset = leaf.constant(np.int64(0))
+    indices = []
+    for tensor in tensors:
+        indices.append(tensor.indices + unit * offset)
+        offset = offset + indexing.getitem(tensor.dense_shape, axis)
+    first = tensors[0]
+    dense_shape = first.dense_shape + unit * (offset - indexing.getitem(first.dense_shape, axis))
+    sizes = [t.type.shape[axis] for t in tensors]
+    joined = sum(sizes) if all(isinstance(d, int) for d in sizes) else SymDim()
+    dims = first.type.shape[:axis] + (joined,) + first.type.shape[axis + 1:]
+    return SparseTensor(shape_ops.concatenate(indices, 0),
+                        shape_ops.concatenate([t.values for t in tensors], 0), dense_shape, dims)
 
 
 def _check_matrix(x, side: str) -> None:
