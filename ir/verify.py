@@ -56,8 +56,10 @@ def _check_closed(body: Graph, holder: Node) -> None:
     for node in body.nodes:
         value = node.outputs[0] if node.outputs else None
         if node.op.name == "variable" or (node.op.name == "placeholder" and value not in inputs):
-            raise VerifyError(f"{where}: its body @{body.name} reads {node.op.name} {value!r}, "
-                              "which is not one of the body's inputs (a body must be closed)")
+            label = f" {value.name!r}" if value.name else ""
+            raise VerifyError(f"{where}: its body @{body.name} reads {node.op.name}{label} "
+                              f"{value.type}, which is not one of the body's inputs (a body "
+                              "must be closed)")
 
 
 def types_agree(recorded, inferred, input_types) -> bool:

@@ -52,8 +52,3 @@ def test_pattern_broadcast_checks_marked_axes():
 def test_session_run_evaluates_with_feeds():
     x = K.placeholder((2,))
     assert K.get_session().run(x * 2.0, {x: np.array([1.0, 2.0])}).tolist() == [2.0, 4.0]
-
-
-def test_pending_names_raise_not_implemented():
-    with pytest.raises(NotImplementedError, match="K.rnn"):
-        K.rnn(None, None, None)

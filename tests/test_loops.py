@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from graphk import backend as K
-from graphk.ir import Graph, ShapeError, parse, verify
+from graphk.ir import Graph, ShapeError, VerifyError, parse, verify
 from graphk.ir.ops import REGISTRY
 from graphk.ir.ops.registry import apply
 from graphk.passes.autodiff import gradients
@@ -184,6 +184,29 @@ def test_a_list_of_inputs_reaches_the_step_as_a_list():
         return list(K.rnn(step, [x, y], [h0])[:2])
 
     check_op(build, [X, other, H0], [expected[0], expected[1]])
+
+
+def test_mask_with_an_output_unlike_the_states_and_no_states_at_all():
+    """The masked loop's first previous output is zeros of the step output's own shape."""
+    def numpy_step(x, states):
+        h = np.tanh(x @ W + states[0] @ U)
+        return np.concatenate([h, x], axis=1), [h]
+
+    expected = numpy_rnn(numpy_step, X, [H0], mask=MASK)
+    stateless = numpy_rnn(lambda x, s: (np.tanh(x @ W), []), X, [], mask=MASK)
+
+    def build(x, h0, mask):
+        def step(x_t, states):
+            h = K.tanh(K.dot(x_t, K.constant(W, "float64")) +
+                       K.dot(states[0], K.constant(U, "float64")))
+            return K.concatenate([h, x_t]), [h]
+        last, outputs, states = K.rnn(step, x, [h0], mask=mask)
+        no_states = K.rnn(lambda x_t, s: (K.tanh(K.dot(x_t, K.constant(W, "float64"))), []),
+                          x, [], mask=mask)
+        assert no_states[2] == []
+        return [last, outputs, states[0], no_states[1]]
+
+    check_op(build, [X, H0, MASK], [expected[0], expected[1], expected[2][0], stateless[1]])
 
 
 def test_rnn_errors_name_the_problem():
@@ -380,6 +403,20 @@ def test_a_graph_with_loops_and_their_gradients_round_trips_as_text():
             v.outputs[0].storage = w.storage
     for got, want in zip(parsed_fn([X, H0]), fn([X, H0])):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_verify_requires_loop_bodies_to_be_closed():
+    x = K.placeholder((None, None, 2), dtype="float64")
+    w = K.variable(np.ones((2, 2)), "float64")
+    outputs = K.map_fn(lambda row: K.dot(row, w), x)
+    scan = outputs.node
+    body = scan.attrs["body"]
+    # A body that reads the variable itself instead of its captured placeholder.
+    leaky = Graph(body.inputs[:1] + body.inputs[1:], [K.dot(body.inputs[0], w)], name="body")
+    broken = Graph([x], [_apply(scan.inputs, dict(scan.attrs, body=leaky))[0]])
+    closed = r"reads variable 'variable_\d+' float64\[2,2\].*\(a body must be closed\)"
+    with pytest.raises(VerifyError, match=closed):
+        verify(broken)
 
 
 def test_the_interpreting_kernel_agrees_with_the_compiled_loop():

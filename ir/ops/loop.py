@@ -40,7 +40,7 @@ from . import elementwise as ew
 from .indexing import getitem, take_slice
 from .leaf import placeholder
 from .linalg import dot
-from .registry import REQUIRED, VARIADIC, OpDef, Sample, apply, make_node, register, substituting
+from .registry import REQUIRED, VARIADIC, OpDef, Sample, apply, make_node, register
 from .shape import full_like
 
 
@@ -327,6 +327,7 @@ class _BackwardBody:
         self.sequences: list[tuple[Value, Value]] = []  # (body placeholder, outer sequence)
         self.carries: list[tuple[Value, Value]] = []  # (body placeholder, outer initial value)
         self.captured: list[tuple[Value, Value]] = []
+        self.saved: dict = {}  # forward body value -> placeholder fed what the loop stored
 
     def sequence(self, like: Value, outer: Value, name: str) -> Value:
         inner = placeholder(TensorType(like.type.dtype, like.type.shape), name=name)
@@ -339,8 +340,14 @@ class _BackwardBody:
         return inner
 
     def build(self, outputs: list, new_carries: list, reverse: bool) -> tuple:
-        """Apply the scan, feeding only the sequences and captured values the body reads."""
-        reached = {v for node in topological_order(outputs + new_carries) for v in node.outputs}
+        """Apply the scan, feeding only the sequences and captured values the body reads.
+
+        Every read of a forward value the loop stored becomes a read of the
+        stored copy, so it is not recomputed (and a random draw is not redrawn).
+        """
+        rewired = _rewire(outputs + new_carries, self.saved)
+        outputs, new_carries = rewired[:len(outputs)], rewired[len(outputs):]
+        reached = {v for node in topological_order(rewired) for v in node.outputs}
         sequences = [pair for pair in self.sequences if pair[0] in reached] or self.sequences[:1]
         captured = [pair for pair in self.captured if pair[0] in reached]
         groups = (sequences, self.carries, captured)
@@ -353,10 +360,10 @@ class _BackwardBody:
 
 
 def _saved_values(node, plan: _BackwardBody, reverse: bool, boundaries) -> dict:
-    """Body outputs the forward loop already stored, fed to the reverse body instead of
-    recomputing them: the tanh in h' = tanh(x W + h U) is read, not recomputed."""
+    """Body outputs the forward loop stored, to be fed to the reverse body instead of
+    recomputed: the tanh in h' = tanh(x W + h U) is read, not recomputed."""
     body = node.attrs["body"]
-    _, nc, _, ny = _node_counts(node)
+    ny = _node_counts(node)[3]
     saved: dict = {}
     for k, value in enumerate(body.outputs):
         if value.node.op.leaf or value in saved:
@@ -376,7 +383,7 @@ def _scan_grad(node, cotangents, vjp, wanted) -> tuple:
     """
     body, reverse = node.attrs["body"], node.attrs["reverse"]
     ns, nc, nk, ny = _node_counts(node)
-    sequences, initials, captured = _split(node.inputs, ns, nc)
+    sequences, _, captured = _split(node.inputs, ns, nc)
     finals, stacked_carries = _split(node.outputs, ny, nc)[1:]
     d_outputs, d_finals, d_stacked = _split(cotangents, ny, nc)
     slices, carries, captured_inner = _split(body.inputs, ns, nc)
@@ -388,7 +395,7 @@ def _scan_grad(node, cotangents, vjp, wanted) -> tuple:
         plan.sequences.append((inner, outer))
     for j, inner in enumerate(carries):
         plan.sequences.append((inner, boundaries[j][0]))
-    saved = _saved_values(node, plan, reverse, boundaries)
+    plan.saved = _saved_values(node, plan, reverse, boundaries)
     plan.captured = list(zip(captured_inner, captured))
 
     values, seeds = [], []
@@ -414,8 +421,7 @@ def _scan_grad(node, cotangents, vjp, wanted) -> tuple:
            + [captured_inner[k] for k in wrt_captured])
     if not values or not wrt:
         return (None,) * len(node.inputs)
-    with substituting(saved):
-        grads = vjp(values, seeds, wrt)
+    grads = vjp(values, seeds, wrt)
     d_slices, d_carries, d_captured = _split(grads, len(wrt_sequences), len(carry_cotangents))
 
     new_carries = [g if g is not None else full_like(c, 0)
@@ -499,22 +505,33 @@ def _free_values(inputs: list, outputs: list) -> tuple[set, list]:
 def _close(inputs: list, outputs: list) -> tuple[list, list, list]:
     """(captured placeholders, outside values they stand for, outputs rebuilt on them)."""
     inside, free = _free_values(inputs, outputs)
-    mapping: dict = {}
-    for k, value in enumerate(free):
-        mapping[value] = placeholder(value.type, name=value.name or f"captured{k}",
-                                     location=value.location)
-    starts = {v.node for v in inputs}
+    mapping = {value: placeholder(value.type, name=value.name or f"captured{k}",
+                                  location=value.location)
+               for k, value in enumerate(free)}
+    return [mapping[v] for v in free], free, _rewire(outputs, mapping, among=inside)
+
+
+def _rewire(outputs: list, mapping: dict, among: set | None = None) -> list:
+    """`outputs` computed with each value in `mapping` replaced by its mapped value.
+
+    Nodes that read a replaced value (directly or through others) are
+    rebuilt, with their types and locations; the rest are shared. Only nodes
+    in `among` (all, if None) are rebuilt.
+    """
+    mapping = dict(mapping)
     for node in topological_order(outputs):
-        if node not in inside or node in starts:
+        if node.op.leaf or (among is not None and node not in among):
             continue
+        if all(v in mapping for v in node.outputs):
+            continue  # a replaced value itself: what computed it no longer matters
         new_inputs = [mapping.get(v, v) for v in node.inputs]
         if all(a is b for a, b in zip(new_inputs, node.inputs)):
             continue
         rebuilt = make_node(node.op, new_inputs, node.attrs, [v.type for v in node.outputs],
                             node.location)
-        rebuilt = rebuilt if isinstance(rebuilt, tuple) else (rebuilt,)
-        mapping.update(zip(node.outputs, rebuilt))
-    return [mapping[v] for v in free], free, [mapping.get(v, v) for v in outputs]
+        for old, new in zip(node.outputs, rebuilt if isinstance(rebuilt, tuple) else (rebuilt,)):
+            mapping.setdefault(old, new)  # an output replaced itself stays replaced
+    return [mapping.get(v, v) for v in outputs]
 
 
 def scan(step: Callable, sequences, initial_carries, reverse: bool = False) -> tuple:
