@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import numpy as np  # noqa: E402
 import test_keras_integration as cases  # noqa: E402  (installs the shims, imports keras)
+import test_keras_recurrent as sequences  # noqa: E402
 
 keras, layers, optimizers = cases.keras, cases.layers, cases.optimizers
 
@@ -43,6 +44,37 @@ def report(name, model, optimizer, x, y, epochs):
           f"({epochs} epochs, {len(x)} samples)")
 
 
+def report_recurrent(name, model, x, labels, epochs):
+    start = time.perf_counter()
+    accuracy = sequences._train(model, x, labels, epochs)
+    seconds = time.perf_counter() - start
+    print(f"{name:28s} accuracy {accuracy:.3f}  fit {seconds:.2f} s "
+          f"({epochs} epochs, {len(x)} sequences)")
+
+
+def recurrent_reports():
+    x, labels = sequences.sign_of_sum_sequences()
+    tokens, majority = sequences.majority_sequences()
+    for cell in (layers.SimpleRNN, layers.LSTM, layers.GRU):
+        report_recurrent(f"{cell.__name__} (sum of sequence)",
+                         keras.Sequential([cell(16, input_shape=x.shape[1:]),
+                                           layers.Dense(1, activation="sigmoid")]), x, labels, 6)
+        report_recurrent(f"{cell.__name__} (masked, majority)",
+                         keras.Sequential([layers.Embedding(3, 8, mask_zero=True,
+                                                            input_length=tokens.shape[1]),
+                                           cell(16), layers.Dense(1, activation="sigmoid")]),
+                         tokens, majority, 10)
+    report_recurrent("LSTM go_backwards (sum)",
+                     keras.Sequential([layers.LSTM(16, go_backwards=True, input_shape=x.shape[1:]),
+                                       layers.Dense(1, activation="sigmoid")]), x, labels, 6)
+    report_recurrent("Bidirectional LSTM (masked)",
+                     keras.Sequential([layers.Embedding(3, 8, mask_zero=True,
+                                                        input_length=tokens.shape[1]),
+                                       layers.Bidirectional(layers.LSTM(8)),
+                                       layers.Dense(1, activation="sigmoid")]),
+                     tokens, majority, 10)
+
+
 def main():
     x, y = cases.blobs()
     images, image_labels = cases.images()
@@ -53,6 +85,7 @@ def main():
     x1, y1 = cases.blobs(seed=1)
     for name in sorted(cases.OPTIMIZERS):
         report(f"MLP tanh ({name})", dense_model("tanh"), cases.OPTIMIZERS[name](), x1, y1, 8)
+    recurrent_reports()
 
 
 if __name__ == "__main__":
