@@ -19,6 +19,8 @@ def _sum_to_kernel(g, like):
     if g.shape == shape:
         return g
     lead = g.ndim - len(shape)
+    if lead > 0 and g.shape[lead:] == shape:  # the common case: a bias's gradient
+        return np.add.reduce(g, axis=0 if lead == 1 else tuple(range(lead)))
     if lead < 0:  # a gradient smaller than `like` (a rule returned it unbroadcast): spread it
         return np.broadcast_to(g, shape).copy()
     axes = tuple(range(lead)) + tuple(

@@ -300,7 +300,9 @@ def _dot_grad(node, g):
 
 
 def _dot_kernel(x, y):
-    if y.ndim == 2 and x.ndim >= 2:  # the common case: x's leading axes are rows of one GEMM
+    if y.ndim == 2 and x.ndim == 2:  # the hottest case: one plain GEMM
+        return np.matmul(x, y)
+    if y.ndim == 2 and x.ndim > 2:  # the common case: x's leading axes are rows of one GEMM
         rows = _sizes_product(x.shape[:-1])
         product = np.matmul(x.reshape(rows, x.shape[-1]), y)
         return product.reshape(x.shape[:-1] + y.shape[-1:])
