@@ -19,13 +19,12 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # before NumPy loads BLAS
 
-import statistics  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
 from graphk import backend as K  # noqa: E402
+from interleaved import interleave, median_ratio, medians  # noqa: E402
 
 INPUT, FILTERS, WINDOW = (32, 28, 28, 1), 32, (3, 3)
 
@@ -59,13 +58,6 @@ def graphk_step(kernel_value):
     return K.function([x], [loss, d_kernel, d_x], name="conv2d_step")
 
 
-def timed(fn, repeat):
-    start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - start) / repeat * 1e3
-
-
 def main(rounds: int = 31, repeat: int = 10) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=INPUT).astype(np.float32)
@@ -74,14 +66,12 @@ def main(rounds: int = 31, repeat: int = 10) -> None:
     # The two must agree before anything is timed.
     for got, want in zip(step([x]), numpy_step(x, kernel)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
-    times = {"numpy": [], "graphk": []}
-    for _ in range(rounds):
-        times["numpy"].append(timed(lambda: numpy_step(x, kernel), repeat))
-        times["graphk"].append(timed(lambda: step([x]), repeat))
-    for name, values in times.items():
-        print(f"{name:7s} forward+backward: {statistics.median(values):.3f} ms")
-    ratios = [g / n for g, n in zip(times["graphk"], times["numpy"])]
-    print(f"graphk / numpy: {statistics.median(ratios):.2f}x (median of rounds; target <= 1.2x)")
+    times = interleave({"numpy": lambda: numpy_step(x, kernel), "graphk": lambda: step([x])},
+                       rounds, repeat)
+    for name, ms in medians(times).items():
+        print(f"{name:7s} forward+backward: {ms:.3f} ms")
+    print(f"graphk / numpy: {median_ratio(times, 'graphk', 'numpy'):.2f}x "
+          "(median of rounds; target <= 1.2x)")
 
 
 if __name__ == "__main__":

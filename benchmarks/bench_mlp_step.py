@@ -8,12 +8,11 @@ per-round times. Also reports graphk's step time over its forward-only time
 
 Run: python benchmarks/bench_mlp_step.py
 """
-import statistics
-import time
 
 import numpy as np
 
 from graphk import backend as K
+from interleaved import interleave, median_ratio, medians
 
 BATCH, SIZES, LR = 128, (784, 256, 256, 10), 0.01
 
@@ -63,13 +62,6 @@ def numpy_step(x, y, params):
     return loss
 
 
-def timed(fn, repeat):
-    start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - start) / repeat * 1e3
-
-
 def main(rounds: int = 21, repeat: int = 10) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(BATCH, SIZES[0])).astype(np.float32)
@@ -79,17 +71,15 @@ def main(rounds: int = 21, repeat: int = 10) -> None:
     numpy_params = [v.copy() for v in values]
     # Same start, same data: the losses must agree before we time anything.
     assert np.isclose(float(step([x, y])[0]), numpy_step(x, y, numpy_params), rtol=1e-4)
-    times = {"numpy step": [], "graphk step": [], "graphk forward": []}
-    for _ in range(rounds):
-        times["numpy step"].append(timed(lambda: numpy_step(x, y, numpy_params), repeat))
-        times["graphk step"].append(timed(lambda: step([x, y]), repeat))
-        times["graphk forward"].append(timed(lambda: forward([x, y]), repeat))
-    medians = {k: statistics.median(v) for k, v in times.items()}
-    for name, ms in medians.items():
+    times = interleave({"numpy step": lambda: numpy_step(x, y, numpy_params),
+                        "graphk step": lambda: step([x, y]),
+                        "graphk forward": lambda: forward([x, y])}, rounds, repeat)
+    for name, ms in medians(times).items():
         print(f"{name:15s}: {ms:.3f} ms")
-    ratios = [g / n for g, n in zip(times["graphk step"], times["numpy step"])]
-    print(f"graphk step / numpy step  : {statistics.median(ratios):.2f}x (median of rounds)")
-    print(f"graphk step / its forward : {medians['graphk step'] / medians['graphk forward']:.2f}x")
+    print(f"graphk step / numpy step  : {median_ratio(times, 'graphk step', 'numpy step'):.2f}x "
+          "(median of rounds)")
+    print(f"graphk step / its forward : {median_ratio(times, 'graphk step', 'graphk forward'):.2f}x"
+          " (median of rounds)")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ is the median of per-round times.
 
 Run: python benchmarks/bench_rnn.py
 """
-import statistics
-import time
 
 import numpy as np
 
 from graphk import backend as K
+from interleaved import interleave, median_ratio, medians
 
 STEPS, BATCH, FEATURES, UNITS = 50, 32, 32, 64
 
@@ -54,13 +53,6 @@ def numpy_forward_backward(x, h0, target, w, u, b):
     return [loss, dw, du, db]
 
 
-def timed(fn, repeat):
-    start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - start) / repeat * 1e3
-
-
 def main(rounds: int = 21, repeat: int = 10) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(BATCH, STEPS, FEATURES)).astype(np.float32)
@@ -74,15 +66,11 @@ def main(rounds: int = 21, repeat: int = 10) -> None:
     # Same data, same weights: loss and gradients must agree before we time anything.
     for got, want in zip(fn(feeds), numpy_forward_backward(x, h0, target, w, u, b)):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
-    times = {"numpy": [], "graphk": []}
-    for _ in range(rounds):
-        times["numpy"].append(timed(lambda: numpy_forward_backward(x, h0, target, w, u, b),
-                                    repeat))
-        times["graphk"].append(timed(lambda: fn(feeds), repeat))
-    for name, values in times.items():
-        print(f"{name:7s} forward + backward: {statistics.median(values):.3f} ms")
-    ratios = [g / n for g, n in zip(times["graphk"], times["numpy"])]
-    print(f"graphk / numpy: {statistics.median(ratios):.2f}x (median of rounds)")
+    times = interleave({"numpy": lambda: numpy_forward_backward(x, h0, target, w, u, b),
+                        "graphk": lambda: fn(feeds)}, rounds, repeat)
+    for name, ms in medians(times).items():
+        print(f"{name:7s} forward + backward: {ms:.3f} ms")
+    print(f"graphk / numpy: {median_ratio(times, 'graphk', 'numpy'):.2f}x (median of rounds)")
 
 
 if __name__ == "__main__":
