@@ -8,10 +8,10 @@ so a chain of 100,000 nodes needs no deep recursion.
 """
 from __future__ import annotations
 
-from .types import TensorType
+from .types import TensorType, Typed
 
 
-class Value:
+class Value(Typed):
     """One tensor: the `index`-th output of `node`.
 
     Front ends may set their own attributes on values (Keras sets
@@ -33,19 +33,6 @@ class Value:
     @property
     def op_name(self) -> str | None:
         return self.node.op.name if self.node is not None else None
-
-    # Keras-facing conveniences; operators are installed by ir.operators.
-    @property
-    def shape(self) -> tuple:
-        return self.type.int_shape
-
-    @property
-    def ndim(self) -> int:
-        return self.type.ndim
-
-    @property
-    def dtype(self) -> str:
-        return self.type.dtype
 
     __hash__ = object.__hash__
 

@@ -5,6 +5,24 @@ from .dtypes import as_dtype
 from .shapes import Shape, same_shape, to_user
 
 
+class Typed:
+    """Keras-facing views of an object's `type`: `.shape` (int_shape), `.ndim`, `.dtype`."""
+
+    type: TensorType
+
+    @property
+    def shape(self) -> tuple:
+        return self.type.int_shape
+
+    @property
+    def ndim(self) -> int:
+        return self.type.ndim
+
+    @property
+    def dtype(self) -> str:
+        return self.type.dtype
+
+
 class TensorType:
     __slots__ = ("dtype", "shape")
 

@@ -34,10 +34,10 @@ from ..ir.ops import shape as shape_ops
 from ..ir.ops import sparse as sparse_ops
 from ..ir.shapes import ShapeError, SymDim, format_shape, from_user, merge_dim
 from ..ir.source import user_location
-from ..ir.types import TensorType
+from ..ir.types import TensorType, Typed
 
 
-class SparseTensor:
+class SparseTensor(Typed):
     """A sparse tensor: graph values `indices`, `values`, `dense_shape`, and its dense type.
 
     `type` is the TensorType of the dense tensor it represents; `shape`,
@@ -54,18 +54,6 @@ class SparseTensor:
         self.is_placeholder = is_placeholder
         self._keras_shape = self.type.int_shape
         self._uses_learning_phase = False
-
-    @property
-    def shape(self) -> tuple:
-        return self.type.int_shape
-
-    @property
-    def ndim(self) -> int:
-        return self.type.ndim
-
-    @property
-    def dtype(self) -> str:
-        return self.type.dtype
 
     @property
     def parts(self) -> tuple:
