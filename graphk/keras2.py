@@ -1,9 +1,10 @@
 """Opt-in shims that let Keras 2.3.1 run on Python >= 3.10, NumPy 2 and h5py 3.
 
 Keras 2.3.1 predates these: it uses `collections.Mapping` (moved to
-`collections.abc` and removed from `collections` in Python 3.10), and its
+`collections.abc` and removed from `collections` in Python 3.10), its
 weight loading calls `.decode('utf8')` on HDF5 attributes that h5py 3 returns
-as `str` rather than `bytes`. Nothing here runs when graphk is imported; call
+as `str` rather than `bytes`, and its HDF5 code compares with `np.string_`
+(removed in NumPy 2; `np.bytes_` is the same type). Nothing here runs when graphk is imported; call
 `install_shims()` before importing keras:
 
     import graphk.keras2
@@ -64,7 +65,13 @@ def _install_h5py_str_attributes() -> None:
     AttributeManager.__getitem__ = __getitem__
 
 
+def _install_numpy_aliases() -> None:
+    if "string_" not in np.__dict__:
+        np.string_ = np.bytes_
+
+
 def install_shims() -> None:
     """Install every shim Keras 2.3.1 needs here (idempotent)."""
     _install_collections_aliases()
     _install_h5py_str_attributes()
+    _install_numpy_aliases()
