@@ -286,11 +286,9 @@ def test_shape_mismatches():
         K.gather(x, K.placeholder((2,)))
 
 
-def test_unsupported_arguments_raise_not_implemented():
+def test_tile_with_more_counts_than_axes_is_an_error():
     x = K.placeholder((None, 3))
-    with pytest.raises(NotImplementedError, match="runtime tensor"):
-        K.tile(x, K.shape(x))
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError, match="3 counts for a tensor of rank 2"):
         K.tile(x, [1, 2, 3])
 
 
@@ -333,3 +331,17 @@ def test_samples_round_trip_through_the_ir_text(name, index):
                             dtype=str(a.dtype)) for a in arrays]
     graph = Graph(inputs, [apply(name, inputs, **sample.attrs)])
     assert parse(graph.to_text()) == graph
+
+
+def test_tile_with_counts_known_only_at_run_time():
+    x = K.placeholder((2, 3), name="x")
+    counts = K.placeholder((2,), dtype="int32", name="counts")
+    y = K.placeholder((None,), name="y")
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+    f = K.function([x, counts, y], [K.tile(x, counts), K.tile(x, [2, K.shape(y)[0]])])
+    by_vector, by_list = f([data, np.array([3, 2], np.int32), np.zeros(4, np.float32)])
+    np.testing.assert_array_equal(by_vector, np.tile(data, (3, 2)))
+    np.testing.assert_array_equal(by_list, np.tile(data, (2, 4)))
+    (grad,) = K.gradients(K.sum(K.tile(x, counts) * 2.0), [x])
+    assert K.function([x, counts], [grad])([data, np.array([3, 2], np.int32)])[0].tolist() \
+        == np.full((2, 3), 12.0).tolist()

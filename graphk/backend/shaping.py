@@ -226,22 +226,35 @@ def _static_int(value, what: str, op_name: str) -> int:
     return int(value)
 
 
+def _tile_at_run_time(x: Value, n) -> Value:
+    """tile with counts known only when the function runs (an int vector or int scalars)."""
+    if isinstance(n, list):
+        n = ops.stack([ew.cast(r, dtype="int64") for r in n], axis=0)
+    if n.type.ndim == 0:
+        n = ops.expand_dims(n, 0)
+    count = n.type.shape[0]
+    if isinstance(count, int) and count < x.type.ndim:  # pad with leading 1s, as Keras does
+        ones = constant(np.ones(x.type.ndim - count, dtype=n.type.dtype))
+        n = ops.concatenate([ones, n], axis=0)
+    return ops.tile_dynamic(x, n)
+
+
 def tile(x, n) -> Value:
     """x repeated n[i] times along axis i; a shorter n is padded with leading 1s."""
     x = _as_tensor(x)
     if isinstance(n, Value):
         fixed = constant_value(n)
         if fixed is None:
-            raise _error("tile", "tile with a runtime tensor `n` is not supported; give ints",
-                         NotImplementedError)
+            return _tile_at_run_time(x, n)
         n = fixed.tolist()
+    elif not np.ndim(n) == 0 and any(isinstance(r, Value) for r in n):
+        return _tile_at_run_time(x, _as_tensors(n))
     reps = [n] if np.ndim(n) == 0 else list(n)
     reps = [_static_int(r, "a count in `n`", "tile") for r in reps]
     if len(reps) < x.type.ndim:
         reps = [1] * (x.type.ndim - len(reps)) + reps
     elif len(reps) != x.type.ndim:
-        raise _error("tile", f"`n` has {len(reps)} counts for a tensor of rank {x.type.ndim}",
-                     NotImplementedError)
+        raise _error("tile", f"`n` has {len(reps)} counts for a tensor of rank {x.type.ndim}")
     return ops.tile(x, reps)
 
 

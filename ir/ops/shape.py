@@ -457,6 +457,32 @@ _op("tile_grad", _like_infer, _tile_grad_kernel,
              Sample(((2, 6), (2, 3)), {"reps": (1, 2)}, differentiable_inputs=(0,))),
     doc="The tiles of g summed into like's shape: the transpose of tile.")
 
+def _tile_dynamic_infer(x, reps):
+    if reps.ndim != 1 or not is_integer(reps.dtype) or reps.shape[0] != x.ndim:
+        raise ShapeError(f"tile needs an int vector of {x.ndim} counts for shape "
+                         f"{format_shape(x.shape)}, got {reps}")
+    return TensorType(x.dtype, tuple(SymDim() for _ in x.shape))
+
+
+def _tile_dynamic_grad_kernel(g, like, reps):
+    return _tile_grad_kernel(g, like, tuple(int(r) for r in reps))
+
+
+_op("tile_dynamic", _tile_dynamic_infer, lambda x, reps: np.tile(x, tuple(reps)),
+    lambda n, g: (tile_dynamic_grad(g, *n.inputs), None),
+    samples=(Sample(((2, 3), (2,)), dtypes=("float64", "int32"),
+                    make=lambda rng: [rng.normal(size=(2, 3)), np.array([2, 1], np.int32)],
+                    differentiable_inputs=(0,), symbolic=False),),
+    doc="x repeated reps[i] times along each axis i, with reps known only at run time.")
+
+_op("tile_dynamic_grad", lambda g, like, reps: _like_infer(g, like), _tile_dynamic_grad_kernel,
+    lambda n, g: (tile_dynamic(g, n.inputs[2]), None, None),
+    samples=(Sample(((4, 3), (2, 3), (2,)), dtypes=("float64", "float64", "int32"),
+                    make=lambda rng: [rng.normal(size=(4, 3)), rng.normal(size=(2, 3)),
+                                      np.array([2, 1], np.int32)],
+                    differentiable_inputs=(0,), symbolic=False),),
+    doc="The tiles of g summed into like's shape, reps known at run time.")
+
 _op("repeat_elements", _repeat_elements_infer,
     lambda x, rep, axis: np.repeat(x, rep, axis=axis),
     lambda n, g: (repeat_elements_grad(g, n.inputs[0], n.attrs["rep"], n.attrs["axis"]),),
@@ -470,6 +496,14 @@ _op("repeat_elements_grad", _like_infer, _repeat_elements_grad_kernel,
     samples=(Sample(((2, 6), (2, 3)), {"rep": 2, "axis": 1}, differentiable_inputs=(0,)),
              Sample(((6, 3), (2, 3)), {"rep": 3, "axis": 0}, differentiable_inputs=(0,))),
     doc="Runs of `rep` copies of g summed into like's shape: the transpose of repeat_elements.")
+
+
+def tile_dynamic(x: Value, reps: Value) -> Value:
+    return apply("tile_dynamic", [x, reps])
+
+
+def tile_dynamic_grad(g: Value, like: Value, reps: Value) -> Value:
+    return apply("tile_dynamic_grad", [g, like, reps])
 
 
 def tile(x: Value, reps) -> Value:
