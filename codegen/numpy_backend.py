@@ -210,7 +210,7 @@ def _last_uses(graph: Graph) -> dict:
     keep = set(graph.outputs) | {v for pair in graph.updates for v in pair}
     by_position: dict = {}
     for value, position in last.items():
-        if value not in keep and value.node.op.kernel is not None:
+        if value not in keep and not value.node.op.leaf:
             by_position.setdefault(position, []).append(value)
     return by_position
 
