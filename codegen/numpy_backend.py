@@ -284,12 +284,14 @@ def _may_alias_leaf(graph: Graph) -> set:
 def _emit_updates_and_return(program: _Program, copy_aliased: bool = True) -> None:
     graph = program.graph
     aliased = _may_alias_leaf(graph) if copy_aliased else set()
+    handed_out: set = set()  # values already stored or returned: a second holder gets a copy
     new_values = []
     for k, (variable, new) in enumerate(graph.updates):
         name = program.names[new]
         shape = variable.type.shape
         check = program.bind("_update_error", _update_error(variable))
-        program.emit(f"u{k} = {_owned(new, name, aliased)}")
+        program.emit(f"u{k} = {_owned(new, name, aliased | handed_out)}")
+        handed_out.add(new)
         program.emit(f"if u{k}.shape != {tuple(shape)!r}: {check}(u{k})")
         new_values.append((program.bind("var", variable), f"u{k}"))
     for holder, name in new_values:  # only after every output and update is computed
@@ -297,7 +299,9 @@ def _emit_updates_and_return(program: _Program, copy_aliased: bool = True) -> No
     results = []
     for value in graph.outputs:
         name = program.names[value]
-        results.append(_owned(value, name, aliased))
+        shared = aliased | handed_out if copy_aliased else aliased
+        results.append(_owned(value, name, shared))
+        handed_out.add(value)
     program.emit(f"return [{', '.join(results)}]")
 
 

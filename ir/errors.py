@@ -28,12 +28,16 @@ class VerifyError(GraphkError, AssertionError):
 
 def located(error: Exception, op_name: str, location: str | None, detail: str = "") -> Exception:
     """The same kind of error, its message prefixed with op and user location."""
+    if getattr(error, "graphk_located", False):  # already names its op (a loop body's error)
+        return error
     where = f" at {location}" if location else ""
     message = f"{op_name}{where}: {error}{detail}"
     try:
-        return type(error)(message)
+        result = type(error)(message)
     except TypeError:  # an error class with a different constructor
-        return GraphkError(message)
+        result = GraphkError(message)
+    result.graphk_located = True
+    return result
 
 
 __all__ = ["GraphkError", "FeedError", "ParseError", "VerifyError", "ShapeError", "DTypeError",

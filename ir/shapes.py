@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import numpy as np
+
 _fresh_ids = itertools.count()
 
 
@@ -186,7 +188,7 @@ def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
     """Keras' axis argument (None, int or list, negatives allowed) as sorted ints."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if isinstance(axis, (int, np.integer)):
         axis = (axis,)
     axes = sorted({normalize_axis(int(a), ndim) for a in axis})
     return tuple(axes)

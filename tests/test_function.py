@@ -157,3 +157,21 @@ def test_results_are_writable_and_own_their_memory():
     out_grad[0, 0] = 5.0
     out_view[0] = 5.0
     assert K.get_value(w)[0, 0] == 1.0
+
+
+def test_an_update_value_that_is_also_an_output_is_not_shared():
+    v = K.variable(np.zeros(3), name="v")
+    w = K.variable(np.zeros(3), name="w")
+    new = v + 1.0
+    (out,) = K.function([], [new], updates=[(v, new), (w, new)])([])
+    out[:] = 42.0
+    assert K.get_value(v).tolist() == [1, 1, 1] and K.get_value(w).tolist() == [1, 1, 1]
+    K.set_value(v, np.zeros(3))
+    assert K.get_value(w).tolist() == [1, 1, 1]
+
+
+def test_resize_by_one_does_not_hand_out_the_variable():
+    v = K.variable(np.arange(8.0).reshape(1, 2, 2, 2), name="v")
+    (out,) = K.function([], [K.resize_images(v, 1, 1, "channels_last", "bilinear")])([])
+    out += 100
+    assert K.get_value(v).max() == 7.0

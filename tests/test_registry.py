@@ -58,3 +58,24 @@ def test_gradient_matches_finite_differences(name, index):
         pytest.skip("no differentiable inputs in this sample")
     check_gradients(lambda *xs: apply(name, xs, **sample.attrs), arrays, wrt=list(wrt),
                     symbolic=sample.symbolic, rtol=1e-4, atol=1e-6)
+
+
+def _kernel_outputs(op, sample, arrays):
+    kernel = op.bound_kernel(op.complete_attrs(sample.attrs))
+    result = kernel(*arrays)
+    return list(result) if isinstance(result, (tuple, list)) else [result]
+
+
+@pytest.mark.parametrize("name, index", [(n, i) for n, i in CASES if not REGISTRY[n].view
+                                         and REGISTRY[n].kernel is not None])
+def test_kernels_not_marked_view_return_fresh_writable_arrays(name, index):
+    """Codegen copies only the results of ops marked `view`; every other kernel must hand
+    back memory of its own, or a caller writing into a result could change a variable."""
+    op = REGISTRY[name]
+    sample = op.samples[index]
+    arrays = sample_arrays(sample, np.random.default_rng(index))
+    for out in _kernel_outputs(op, sample, arrays):
+        out = np.asarray(out)
+        assert out.flags.writeable or out.ndim == 0, f"{name} returned a read-only array"
+        for a in arrays:
+            assert not np.shares_memory(out, a), f"{name} returned memory of an input"

@@ -286,7 +286,7 @@ def _extract_patches_grad(node, g):
 
 
 register(OpDef(
-    "extract_patches", "conv",
+    "extract_patches", "conv", view=True,  # a 1x1 window's patches are a view of x
     infer=_extract_patches_infer,
     kernel=_extract_patches_kernel,
     attrs=dict(_WINDOW_ATTRS),

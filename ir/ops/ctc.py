@@ -465,7 +465,7 @@ def _path_kernel(paths, index):
 
 
 register(OpDef(
-    "ctc_path", "ctc", infer=_path_infer, kernel=_path_kernel, attrs={"index": REQUIRED},
+    "ctc_path", "ctc", infer=_path_infer, kernel=_path_kernel, attrs={"index": REQUIRED}, view=True,
     grad=NOT_DIFFERENTIABLE,
     samples=(Sample(((2, 3, 4),), {"index": 1}, dtypes=("int64",), make=lambda rng: [
         np.array([[[0, 1, 2, -1], [1, -1, -1, -1], [0, 0, 0, 0]],

@@ -86,7 +86,7 @@ register(OpDef(
     doc="x surrounded by zeros: paddings[i] = (before, after) on axis i."))
 
 register(OpDef(
-    "unpad", "image", infer=_unpad_infer, kernel=_unpad, attrs={"paddings": REQUIRED},
+    "unpad", "image", infer=_unpad_infer, kernel=_unpad, attrs={"paddings": REQUIRED}, view=True,
     grad=lambda n, h: (pad(h, n.attrs["paddings"]), None),
     samples=(Sample(((2, 6, 4), (2, 3, 4)), {"paddings": ((0, 0), (1, 2), (0, 0))},
                     differentiable_inputs=(0,)),),
@@ -253,7 +253,7 @@ def _resize_bilinear_grad(g, like, axes, factors):
 
 
 register(OpDef(
-    "resize_bilinear", "image", infer=_resize_bilinear_infer, kernel=_resize_bilinear,
+    "resize_bilinear", "image", infer=_resize_bilinear_infer, kernel=_resize_bilinear, view=True,
     attrs={"axes": REQUIRED, "factors": REQUIRED},
     grad=lambda n, g: (resize_bilinear_grad(g, n.inputs[0], **n.attrs),),
     samples=(Sample(((2, 3, 4, 2),), {"axes": (1, 2), "factors": (2, 3)}),
@@ -263,7 +263,7 @@ register(OpDef(
 
 register(OpDef(
     "resize_bilinear_grad", "image", infer=_resize_bilinear_grad_infer,
-    kernel=_resize_bilinear_grad, attrs={"axes": REQUIRED, "factors": REQUIRED},
+    kernel=_resize_bilinear_grad, attrs={"axes": REQUIRED, "factors": REQUIRED}, view=True,
     grad=lambda n, h: (resize_bilinear(h, **n.attrs), None),
     samples=(Sample(((2, 6, 12, 2), (2, 3, 4, 2)), {"axes": (1, 2), "factors": (2, 3)},
                     differentiable_inputs=(0,)),),

@@ -215,7 +215,8 @@ def _matmul_kernel(indices, values, dense_shape, y, shape, adjoint_a):
     scipy_sparse = _scipy()
     if scipy_sparse is not None and dtype.kind == "f" and dtype.itemsize >= 4:
         # scipy's compiled CSR product: no (nnz, n) intermediate (no float16 in scipy.sparse)
-        matrix = scipy_sparse.csr_matrix((values, (rows, columns)), shape=(out_rows, inner))
+        matrix = scipy_sparse.csr_matrix((values.astype(dtype, copy=False), (rows, columns)),
+                                         shape=(out_rows, inner))
         return np.asarray(matrix @ y, dtype=dtype)
     result = np.zeros((out_rows, y.shape[1]), dtype=dtype)
     np.add.at(result, rows, values[:, None] * y[columns])
