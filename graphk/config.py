@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -42,9 +43,21 @@ def _load_keras_json() -> None:
     _backend = os.environ.get("KERAS_BACKEND", _backend)
 
 
+def _keras_common():
+    """Keras' own settings module, when Keras has loaded graphk as its backend.
+
+    Keras 2.3.1 keeps floatx, epsilon and the image data format in
+    keras.backend.common and never asks its backend for them, so while Keras
+    is loaded its values are the ones in force (`keras.backend.set_floatx`
+    must reach graphk). This looks the module up; it never imports keras.
+    """
+    return sys.modules.get("keras.backend.common")
+
+
 def floatx() -> str:
     """The default float dtype, as a string ('float32')."""
-    return _floatx
+    common = _keras_common()
+    return common.floatx() if common is not None else _floatx
 
 
 def set_floatx(value: str) -> None:
@@ -52,20 +65,26 @@ def set_floatx(value: str) -> None:
     if value not in {"float16", "float32", "float64"}:
         raise ValueError(f"unknown floatx type: {value!r}; expected float16, float32 or float64")
     _floatx = str(value)
+    if _keras_common() is not None:
+        _keras_common().set_floatx(_floatx)
 
 
 def epsilon() -> float:
     """The fuzz factor used in numeric expressions."""
-    return _epsilon
+    common = _keras_common()
+    return common.epsilon() if common is not None else _epsilon
 
 
 def set_epsilon(value: float) -> None:
     global _epsilon
     _epsilon = float(value)
+    if _keras_common() is not None:
+        _keras_common().set_epsilon(_epsilon)
 
 
 def image_data_format() -> str:
-    return _image_data_format
+    common = _keras_common()
+    return common.image_data_format() if common is not None else _image_data_format
 
 
 def set_image_data_format(value: str) -> None:
@@ -74,6 +93,8 @@ def set_image_data_format(value: str) -> None:
         raise ValueError(f"unknown data_format: {value!r}; "
                          "expected 'channels_last' or 'channels_first'")
     _image_data_format = str(value)
+    if _keras_common() is not None:
+        _keras_common().set_image_data_format(_image_data_format)
 
 
 def normalize_data_format(value: str | None) -> str:

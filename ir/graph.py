@@ -35,6 +35,8 @@ class Value(Typed):
         return self.node.op.name if self.node is not None else None
 
     __hash__ = object.__hash__
+    # `np.ones(3) + x` must reach Value.__radd__, not become an object array of tensors.
+    __array_ufunc__ = None
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
@@ -154,6 +156,8 @@ class Graph:
         return self.to_text(full_constants=True) == other.to_text(full_constants=True)
 
     __hash__ = object.__hash__
+    # `np.ones(3) + x` must reach Value.__radd__, not become an object array of tensors.
+    __array_ufunc__ = None
 
 
 def topological_order(roots) -> list[Node]:

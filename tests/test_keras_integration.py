@@ -170,3 +170,20 @@ def test_sparse_labels_and_binary_crossentropy():
     binary.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     binary.fit(x, labels, epochs=5, batch_size=32, verbose=0)
     assert float(np.mean((binary.predict(x)[:, 0] > 0.5) == labels)) > 0.95
+
+
+def test_keras_settings_reach_graphk():
+    from graphk import config
+
+    backend = keras.backend
+    saved = (backend.floatx(), backend.epsilon(), backend.image_data_format())
+    try:
+        backend.set_floatx("float64")
+        backend.set_epsilon(1e-3)
+        backend.set_image_data_format("channels_first")
+        assert backend.dtype(backend.placeholder(shape=(2,))) == "float64"
+        assert config.epsilon() == 1e-3 and config.image_data_format() == "channels_first"
+    finally:
+        backend.set_floatx(saved[0])
+        backend.set_epsilon(saved[1])
+        backend.set_image_data_format(saved[2])

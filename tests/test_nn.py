@@ -305,3 +305,19 @@ def test_hessian_vector_products_match_finite_differences(loss, arrays):
         (g,) = K.gradients(K.sum(loss(t, o) * K.constant(1.5, dtype="float64")), [o])
         return K.sum(g * weights, axis=-1)
     check_gradients(build, arrays, rtol=1e-4)
+
+
+def test_crossentropy_of_a_softmax_uses_its_logits_as_tf_keras_does():
+    """A saturated softmax keeps an exact loss and a live gradient (no clipping)."""
+    z = K.placeholder((1, 2))
+    target = K.constant([[1.0, 0.0]])
+    loss = K.sum(K.categorical_crossentropy(target, K.softmax(z)))
+    value, grad = K.function([z], [loss] + K.gradients(loss, [z]))(
+        [np.array([[-50.0, 50.0]], np.float32)])
+    assert abs(float(value) - 100.0) < 1e-3
+    np.testing.assert_allclose(grad, [[-1.0, 1.0]], atol=1e-6)
+    sparse = K.sum(K.sparse_categorical_crossentropy(K.constant([0.0]), K.softmax(z)))
+    assert abs(float(K.function([z], [sparse])([np.array([[-50.0, 50.0]], np.float32)])[0])
+               - 100.0) < 1e-3
+    binary = K.sum(K.binary_crossentropy(K.constant([[1.0, 0.0]]), K.sigmoid(z)))
+    assert float(K.function([z], [binary])([np.array([[-50.0, 50.0]], np.float32)])[0]) > 99.0

@@ -123,3 +123,24 @@ def test_keras_json_and_keras_backend_variable(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out[-1] == "theano"
+
+
+def test_constant_fills_or_reshapes_as_tf_constant():
+    assert K.eval(K.constant([1, 2, 3, 4], shape=(2, 2))).tolist() == [[1, 2], [3, 4]]
+    assert K.eval(K.constant(7, shape=(2,))).tolist() == [7, 7]
+    with pytest.raises(ValueError, match="cannot fill"):
+        K.constant([1, 2, 3], shape=(2, 2))
+
+
+def test_zeros_like_and_ones_like_default_to_floatx():
+    counts = K.placeholder((3,), dtype="int32")
+    assert K.dtype(K.zeros_like(counts)) == "float32"
+    assert K.dtype(K.ones_like(counts, dtype="int32")) == "int32"
+
+
+def test_numpy_numbers_take_the_tensor_dtype_and_mixed_lists_pack():
+    x = K.placeholder((None, 3))
+    assert K.dtype(K.maximum(x, np.float64(0.5))) == "float32"
+    assert K.dtype(x * np.ones(3)) == "float32" and K.dtype(np.ones(3) + x) == "float32"
+    assert int(K.eval(K.sum([K.constant(3, dtype="int32"), 2]))) == 5
+    np.testing.assert_array_equal(K.eval(K.eye(np.int64(2))), np.eye(2))

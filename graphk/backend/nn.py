@@ -50,18 +50,36 @@ def l2_normalize(x, axis=None) -> Value:
     return nn.l2_normalize(x, axes)
 
 
+def _logits_behind(output: Value, op_name: str, axis: int | None = None) -> Value | None:
+    """The logits `output` was computed from, if it is softmax(logits) (on `axis`) or
+    sigmoid(logits).
+
+    Keras 2.3.1's TensorFlow backend hands the crossentropies to tf.keras, which
+    then computes the loss from those logits without clipping: exact, and with a
+    gradient that does not vanish when the softmax saturates.
+    """
+    node = output.node
+    if node is None or node.op.name != op_name:
+        return None
+    if axis is not None and node.attrs.get("axis") != axis:
+        return None
+    return node.inputs[0]
+
+
 def categorical_crossentropy(target, output, from_logits=False, axis=-1) -> Value:
     """-sum(target * log(p), axis), the class axis removed.
 
     From probabilities (from_logits False), p is output / sum(output, axis)
     clipped to [epsilon, 1 - epsilon]; from logits, p is the softmax of
-    output, computed as a log-softmax without overflow.
+    output, computed as a log-softmax without overflow. An output that is
+    softmax(logits) on `axis` is taken from its logits, as tf.keras does.
     """
     output = _as_tensor(output)
     target = _like_output(_as_tensor(target), output)
     axis = user_axis("categorical_crossentropy", output, axis)
-    if from_logits:
-        return nn.softmax_cross_entropy(target, output, axis)
+    logits = output if from_logits else _logits_behind(output, "softmax", axis)
+    if logits is not None:
+        return nn.softmax_cross_entropy(target, logits, axis)
     return nn.categorical_crossentropy(target, output, axis, config.epsilon())
 
 
@@ -76,7 +94,9 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1) 
     output = _as_tensor(output)
     target = _as_tensor(target)
     axis = user_axis("sparse_categorical_crossentropy", output, axis)
-    logits = output if from_logits else ew.log(_clipped(output))
+    logits = output if from_logits else _logits_behind(output, "softmax", axis)
+    if logits is None:
+        logits = ew.log(_clipped(output))
     return nn.sparse_softmax_cross_entropy(target, logits, axis)
 
 
@@ -90,8 +110,11 @@ def binary_crossentropy(target, output, from_logits=False) -> Value:
     output = _as_tensor(output)
     target = _like_output(_as_tensor(target), output)
     if not from_logits:
-        probability = _clipped(output)
-        output = ew.log(ew.div(probability, ew.sub(_scalar(1.0, output), probability)))
+        logits = _logits_behind(output, "sigmoid")
+        if logits is None:
+            probability = _clipped(output)
+            logits = ew.log(ew.div(probability, ew.sub(_scalar(1.0, output), probability)))
+        output = logits
     return nn.sigmoid_cross_entropy(target, output)
 
 

@@ -60,8 +60,14 @@ def variable(value, dtype=None, name=None, constraint=None) -> leaf.Variable:
 def constant(value, dtype=None, shape=None, name=None) -> Value:
     dtype = as_dtype(dtype or config.floatx())
     array = np.asarray(value, dtype=dtype)
-    if shape is not None:
-        array = np.broadcast_to(array, tuple(shape))
+    if shape is not None:  # as tf.constant: a scalar fills the shape, else values are reshaped
+        shape = _shape_tuple(shape)
+        if array.ndim == 0:
+            array = np.broadcast_to(array, shape)
+        elif array.size == int(np.prod(shape)):
+            array = array.reshape(shape)
+        else:
+            raise ValueError(f"constant: {array.size} values cannot fill shape {shape}")
     result = leaf.constant(array)
     result.name = name
     return _keras_tensor(result)
@@ -88,19 +94,20 @@ def ones(shape, dtype=None, name=None) -> leaf.Variable:
 
 
 def eye(size, dtype=None, name=None) -> leaf.Variable:
-    rows, cols = (size, size) if isinstance(size, int) else tuple(size)
+    """An identity matrix variable: `size` is n, or (rows, columns)."""
+    rows, cols = (size, size) if np.ndim(size) == 0 else tuple(size)
     return variable(np.eye(rows, cols), dtype=dtype or config.floatx(), name=name)
 
 
 def zeros_like(x, dtype=None, name=None) -> Value:
-    """Zeros of x's runtime shape (and dtype, unless given)."""
-    x = _as_tensor(x)
-    return shape_ops.full_like(x, 0, as_dtype(dtype or x.type.dtype))
+    """Zeros of x's runtime shape, in `dtype` (floatx when None, as Keras 2.3.1's code does:
+    its docstring's "the dtype of x" is not what it runs)."""
+    return shape_ops.full_like(_as_tensor(x), 0, as_dtype(dtype or config.floatx()))
 
 
 def ones_like(x, dtype=None, name=None) -> Value:
-    x = _as_tensor(x)
-    return shape_ops.full_like(x, 1, as_dtype(dtype or x.type.dtype))
+    """Ones of x's runtime shape, in `dtype` (floatx when None, as zeros_like)."""
+    return shape_ops.full_like(_as_tensor(x), 1, as_dtype(dtype or config.floatx()))
 
 
 def identity(x, name=None) -> Value:
@@ -236,10 +243,10 @@ def _as_tensor(x) -> Value:
     if isinstance(x, Value):
         return x
     if isinstance(x, (list, tuple)) and any(isinstance(item, Value) for item in x):
-        items = [_as_tensor(item) for item in x]
-        like = next(item for item in items if isinstance(item, Value))
-        return shape_ops.stack([leaf.as_value(item, like=like) if not isinstance(item, Value)
-                                else item for item in items], axis=0)
+        like = next(item for item in x if isinstance(item, Value))  # numbers take its dtype
+        return shape_ops.stack([item if isinstance(item, Value)
+                                else leaf.constant(np.asarray(item, dtype=like.type.dtype))
+                                for item in x], axis=0)
     array = np.asarray(x)
     if array.dtype.kind == "f":
         array = array.astype(config.floatx())

@@ -76,14 +76,22 @@ def constant_value(value: Value):
     return None
 
 
+def _is_number_data(x) -> bool:
+    """A number or array of numbers (not bools), which a float tensor beside it converts."""
+    return not isinstance(x, bool) and np.asarray(x).dtype.kind in "iuf"
+
+
 def as_value(x, like: Value | None = None) -> Value:
     """`x` as a graph value; a Python or NumPy number becomes a constant.
 
-    A bare number takes the dtype NumPy would give it beside `like` (NEP 50
-    weak scalars: 2.0 next to float32 stays float32, 0.5 next to int32 is float64).
+    Numbers and arrays beside a float `like` take its dtype (as TensorFlow
+    converts them; NumPy 2 would widen float32 beside an np.float64); otherwise a bare number takes the dtype NumPy would give it
+    beside `like` (NEP 50 weak scalars: 0.5 next to int32 is float64).
     """
     if isinstance(x, Value):
         return x
+    if like is not None and like.type.dtype.startswith("float") and _is_number_data(x):
+        return constant(np.asarray(x, dtype=like.type.dtype))  # np.float64 is not weak in NEP 50
     if like is not None and np.ndim(x) == 0 and isinstance(x, (int, float, bool)):
         probe = np.empty(0, dtype=like.type.dtype)
         dtype = (probe + x).dtype if not isinstance(x, bool) else np.dtype(bool)
