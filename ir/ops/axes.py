@@ -27,3 +27,22 @@ def user_axis(op_name: str, x: Value, axis, ndim: int | None = None) -> int:
         error = ShapeError(f"axis {axis} is out of range: {op_name} takes axes "
                            f"{-ndim}..{ndim - 1} on a tensor of shape {format_shape(x.type.shape)}")
         raise located(error, op_name, user_location(), f" (given {x.type})") from None
+
+
+def check_canonical_axes(axes, ndim: int) -> None:
+    """Axes attributes as constructors write them: distinct sorted ints in [0, ndim).
+
+    Type rules call this because IR text need not come from a constructor.
+    """
+    if not isinstance(axes, tuple) or tuple(sorted(set(axes))) != axes \
+            or any(not isinstance(a, int) or not 0 <= a < ndim for a in axes):
+        raise ShapeError(f"axes {axes!r} must be distinct sorted ints in [0, {ndim}) "
+                         f"for a tensor of rank {ndim}")
+
+
+def check_canonical_axis(axis, ndim: int, op_name: str = "this op") -> None:
+    """A single canonical axis on a tensor of rank >= 1."""
+    if ndim == 0:
+        raise ShapeError(f"{op_name} needs a tensor of rank 1 or more, got a scalar")
+    if not isinstance(axis, int) or not 0 <= axis < ndim:
+        raise ShapeError(f"axis {axis!r} must be an int in [0, {ndim}) for a tensor of rank {ndim}")

@@ -34,6 +34,7 @@ import numpy as np
 from ..dtypes import DTypeError, is_floating, is_integer
 from ..shapes import ShapeError, SymDim, format_shape, merge_dim
 from ..types import TensorType
+from .kernels import ignoring_underflow, in_float32, log_softmax
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
 
 # --- type rules ------------------------------------------------------------------------------
@@ -82,13 +83,6 @@ def _loss_grad_infer(logits, labels, input_length, label_length, g):
 # --- the forward-backward algorithm ------------------------------------------------------------
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    with np.errstate(under="ignore"):
-        shifted = logits - np.max(logits, axis=-1, keepdims=True)
-        shifted -= np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-    return shifted
-
-
 class _Lattice:
     """The CTC lattice of a batch: extended labels l' = (blank, l1, blank, l2, ..., blank).
 
@@ -103,7 +97,7 @@ class _Lattice:
         self.blank = classes - 1
         self.input_length = np.asarray(input_length, dtype=np.int64)
         self.label_length = np.asarray(label_length, dtype=np.int64)
-        self.log_probs = _log_softmax(logits)
+        self.log_probs = log_softmax(logits)
         self._validate(labels, time)
         max_labels = labels.shape[1]
         in_label = np.arange(max_labels) < self.label_length[:, None]
@@ -188,30 +182,17 @@ class _Lattice:
         return betas
 
 
-def _with_ignored_underflow(kernel):
-    def run(*arrays, **attrs):
-        with np.errstate(under="ignore"):
-            return kernel(*arrays, **attrs)
-    run.__name__, run.__doc__ = kernel.__name__, kernel.__doc__
-    return run
-
-
-def _work_dtype(logits: np.ndarray) -> np.ndarray:
-    """float16 logits are computed in float32 (log-space sums need the precision)."""
-    return logits.astype(np.float32) if logits.dtype == np.float16 else logits
-
-
-@_with_ignored_underflow
+@ignoring_underflow
 def _loss_kernel(logits, labels, input_length, label_length):
-    lattice = _Lattice(_work_dtype(logits), labels, input_length, label_length)
+    lattice = _Lattice(in_float32(logits), labels, input_length, label_length)
     log_likelihood, _ = lattice.forward(keep_all=False)
     return (-log_likelihood).astype(logits.dtype)
 
 
-@_with_ignored_underflow
+@ignoring_underflow
 def _loss_grad_kernel(logits, labels, input_length, label_length, g):
     """d loss / d logits = softmax - sum over positions of class c of the posterior at (t, s)."""
-    lattice = _Lattice(_work_dtype(logits), labels, input_length, label_length)
+    lattice = _Lattice(in_float32(logits), labels, input_length, label_length)
     log_likelihood, alphas = lattice.forward(keep_all=True)
     betas = lattice.backward()
     occupancy = np.exp(alphas + betas - log_likelihood[:, None, None])
@@ -398,7 +379,7 @@ def _merge_repeats(path: tuple) -> tuple:
 def _beam_kernel(logits, input_length, beam_width, top_paths, merge_repeated):
     batch, time, classes = logits.shape
     lengths = _check_decoder_lengths(input_length, time)
-    log_probs = _log_softmax(logits.astype(np.float64))
+    log_probs = log_softmax(logits.astype(np.float64))
     paths, scores = [], np.empty((batch, top_paths))
     for b in range(batch):
         beams = _Beams()

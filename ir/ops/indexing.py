@@ -18,15 +18,11 @@ from ..shapes import ShapeError, SymDim, format_shape
 from ..source import user_location
 from ..types import TensorType
 from .leaf import constant_value
+from .kernels import as_array
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
 
 FULL_SLICE = ("slice", None, None, None)
 NEWAXIS = ("newaxis",)
-
-
-def _array(result) -> np.ndarray:
-    """NumPy gives 0-d results as scalars; kernels hand on arrays."""
-    return result if isinstance(result, np.ndarray) else np.asarray(result)
 
 
 def _op(name: str, infer, kernel, grad, samples, attrs=None, doc: str = "") -> None:
@@ -124,7 +120,7 @@ def _python_key(key, indices) -> tuple:
 
 
 def _getitem_kernel(x, *indices, key):
-    return _array(x[_python_key(key, indices)])
+    return as_array(x[_python_key(key, indices)])
 
 
 def _getitem_grad_infer(g, x, *indices, key):
@@ -283,7 +279,7 @@ def _gather_grad_sample(rng):
             rng.uniform(-2, 2, (5, 3))]
 
 
-_op("gather", _gather_infer, lambda ref, indices: _array(np.take(ref, indices, axis=0)),
+_op("gather", _gather_infer, lambda ref, indices: as_array(np.take(ref, indices, axis=0)),
     lambda n, g: (gather_grad(g, n.inputs[1], n.inputs[0]), None),
     samples=(Sample(((5, 3), (2, 4)), dtypes=("float64", "int32"), make=_gather_sample,
                     differentiable_inputs=(0,)),),

@@ -85,8 +85,9 @@ def as_value(x, like: Value | None = None) -> Value:
     """`x` as a graph value; a Python or NumPy number becomes a constant.
 
     Numbers and arrays beside a float `like` take its dtype (as TensorFlow
-    converts them; NumPy 2 would widen float32 beside an np.float64); otherwise a bare number takes the dtype NumPy would give it
-    beside `like` (NEP 50 weak scalars: 0.5 next to int32 is float64).
+    converts them; NumPy 2 would widen float32 beside an np.float64).
+    Otherwise a bare number takes the dtype NumPy would give it beside `like`
+    (NEP 50 weak scalars: 0.5 next to int32 is float64).
     """
     if isinstance(x, Value):
         return x

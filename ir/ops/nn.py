@@ -13,7 +13,6 @@ Attributes are canonical: `axis` a non-negative int, `axes` a sorted tuple,
 """
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
@@ -23,6 +22,9 @@ from ..types import TensorType
 from . import elementwise as ew
 from .leaf import constant
 from .reduce import reduce_sum, unreduce
+from .axes import check_canonical_axis
+from .kernels import ignoring_underflow
+from .kernels import log_softmax as log_softmax_kernel
 from .registry import REQUIRED, OpDef, Sample, apply, register
 
 # --- shared type rules ------------------------------------------------------------------
@@ -31,13 +33,6 @@ from .registry import REQUIRED, OpDef, Sample, apply, register
 def _check_float(type: TensorType, what: str) -> None:
     if not is_floating(type.dtype):
         raise DTypeError(f"{what} must be a float tensor, got {type.dtype}")
-
-
-def _check_axis(axis, ndim: int) -> None:
-    if ndim == 0:
-        raise ShapeError("needs a tensor of rank 1 or more, got a scalar")
-    if not isinstance(axis, int) or not 0 <= axis < ndim:
-        raise ShapeError(f"axis {axis!r} must be an int in [0, {ndim}) for a tensor of rank {ndim}")
 
 
 def _same_shape(a: tuple, b: tuple, what: str) -> tuple:
@@ -62,7 +57,7 @@ def _check_cotangent(g: TensorType, reduced: tuple) -> None:
 
 def _with_cotangent_infer(y: TensorType, g: TensorType, axis: int) -> TensorType:
     _check_float(y, "the input")
-    _check_axis(axis, y.ndim)
+    check_canonical_axis(axis, y.ndim)
     return TensorType(promote(y.dtype, g.dtype), _same_shape(y.shape, g.shape, "input and "
                                                                                "cotangent"))
 
@@ -70,7 +65,7 @@ def _with_cotangent_infer(y: TensorType, g: TensorType, axis: int) -> TensorType
 def _loss_infer(target: TensorType, output: TensorType, axis: int, **_) -> TensorType:
     _check_float(output, "the output")
     _check_float(target, "the target")
-    _check_axis(axis, output.ndim)
+    check_canonical_axis(axis, output.ndim)
     shape = _same_shape(target.shape, output.shape, "target and output")
     return TensorType(promote(target.dtype, output.dtype), _without(shape, axis))
 
@@ -85,27 +80,11 @@ def _loss_grad_infer(target: TensorType, output: TensorType, g: TensorType, axis
 # --- kernel helpers ------------------------------------------------------------------------
 
 
-def _underflow_ok(kernel):
-    """exp underflowing to 0 is the right answer here, even under np.seterr(under='raise')."""
-    @functools.wraps(kernel)
-    def run(*arrays, **attrs):
-        with np.errstate(under="ignore"):
-            return kernel(*arrays, **attrs)
-    return run
-
-
-@_underflow_ok
+@ignoring_underflow
 def _softmax(x, axis):
     exps = np.exp(x - np.max(x, axis=axis, keepdims=True))
     exps /= np.sum(exps, axis=axis, keepdims=True)
     return exps
-
-
-@_underflow_ok
-def _log_softmax(x, axis):
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-    return shifted
 
 
 def _spread(g, axis):
@@ -145,7 +124,7 @@ def _sum_keep(x, axis: int):
 
 def _softmax_infer(x: TensorType, axis: int) -> TensorType:
     _check_float(x, "softmax's input")
-    _check_axis(axis, x.ndim)
+    check_canonical_axis(axis, x.ndim)
     return x
 
 
@@ -189,7 +168,7 @@ def softmax_grad(y, g, axis: int):
 # --- log_softmax ----------------------------------------------------------------------------
 
 register(OpDef(
-    "log_softmax", "nn", infer=_softmax_infer, kernel=_log_softmax, attrs={"axis": REQUIRED},
+    "log_softmax", "nn", infer=_softmax_infer, kernel=log_softmax_kernel, attrs={"axis": REQUIRED},
     grad=lambda n, g: (ew.sub(g, ew.mul(ew.exp(n.outputs[0]), _sum_keep(g, n.attrs["axis"]))),),
     samples=(Sample(((3, 4),), {"axis": 1}), Sample(((2, 3, 4),), {"axis": 0})),
     doc="x - logsumexp(x) along axis, without overflow."))
@@ -242,7 +221,7 @@ def l2_normalize(x, axes, epsilon: float = 1e-12):
 
 
 def _softmax_cross_entropy(target, logits, axis):
-    return -np.sum(target * _log_softmax(logits, axis), axis=axis)
+    return -np.sum(target * log_softmax_kernel(logits, axis), axis=axis)
 
 
 def _softmax_cross_entropy_grad(target, logits, g, axis):
@@ -302,7 +281,7 @@ def _sparse_infer(labels: TensorType, logits: TensorType, axis: int) -> TensorTy
     _check_float(logits, "the logits")
     if labels.dtype == "bool":
         raise DTypeError("labels must be ints (or floats holding ints), got bool")
-    _check_axis(axis, logits.ndim)
+    check_canonical_axis(axis, logits.ndim)
     loss = _without(logits.shape, axis)
     squeezed = tuple(d for d in labels.shape if d != 1)
     if len(squeezed) == len(tuple(d for d in loss if d != 1)):
@@ -332,7 +311,7 @@ def _label_indices(labels, logits, axis):
 
 def _sparse_softmax_cross_entropy(labels, logits, axis):
     indices = _label_indices(labels, logits, axis)
-    picked = np.take_along_axis(_log_softmax(logits, axis), indices, axis)
+    picked = np.take_along_axis(log_softmax_kernel(logits, axis), indices, axis)
     return -np.squeeze(picked, axis)
 
 
@@ -484,7 +463,7 @@ def categorical_crossentropy_grad(target, output, g, axis: int, epsilon: float):
 # --- binary crossentropy from logits ---------------------------------------------------------
 
 
-@_underflow_ok
+@ignoring_underflow
 def _sigmoid_cross_entropy(target, logits):
     """max(z, 0) - z t + log1p(exp(-|z|)): no overflow for any z (TensorFlow's form)."""
     return np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))

@@ -29,6 +29,8 @@ from ..types import TensorType
 from . import elementwise as ew
 from .leaf import constant
 from .reduce import reduce_mean, reduce_sum, reduced_shape, reduced_size
+from .axes import check_canonical_axes
+from .kernels import in_float32
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
 from .shape import reshape
 
@@ -81,11 +83,6 @@ def _layout(x: np.ndarray, axes: tuple):
     return count, kept, broadcast
 
 
-def _working(a: np.ndarray) -> np.ndarray:
-    """float16 is computed in float32, as TensorFlow's moments do."""
-    return a.astype(np.float32) if a.dtype == np.float16 else a
-
-
 def _results(dtype, *arrays) -> tuple:
     return tuple(np.asarray(a).astype(dtype, copy=False) for a in arrays)
 
@@ -97,7 +94,7 @@ def _batch_norm_train(x, *params, axes, epsilon, scale, center):
     """(x - mean) / sqrt(var + epsilon) * gamma + beta, with the batch's mean and variance."""
     gamma = params[0] if scale else None
     beta = params[-1] if center else None
-    work = _working(x)
+    work = in_float32(x)
     count, kept, broadcast = _layout(x, axes)
     mean = _channel_sum(work, axes, kept) / count
     centered = work - mean.reshape(broadcast)
@@ -119,7 +116,7 @@ def _batch_norm_train_grad(gy, x, *params, axes, epsilon, scale):
     """
     gamma = params[0] if scale else None
     mean, var = params[-2:]
-    gy, work = _working(gy), _working(x)
+    gy, work = in_float32(gy), in_float32(x)
     count, kept, broadcast = _layout(x, axes)
     inv = 1.0 / np.sqrt(var + epsilon)
     centered = work - mean.reshape(broadcast)
@@ -136,18 +133,11 @@ def _batch_norm_train_grad(gy, x, *params, axes, epsilon, scale):
 # --- type rules --------------------------------------------------------------------------------
 
 
-def _check_axes(axes, ndim: int) -> None:
-    if not isinstance(axes, tuple) or tuple(sorted(set(axes))) != axes \
-            or any(not isinstance(a, int) or not 0 <= a < ndim for a in axes):
-        raise ShapeError(f"axes {axes!r} must be distinct sorted ints in [0, {ndim}) "
-                         f"for a tensor of rank {ndim}")
-
-
 def _kept_type(x: TensorType, axes, params, names) -> TensorType:
     """The type of the per-channel tensors; each parameter must have it."""
     if not is_floating(x.dtype):
         raise DTypeError(f"batch normalization needs a float tensor, got {x}")
-    _check_axes(axes, x.ndim)
+    check_canonical_axes(axes, x.ndim)
     kept = list(reduced_shape(x.shape, axes, False))
     for name, param in zip(names, params):
         if param.dtype != x.dtype:

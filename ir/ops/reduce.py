@@ -21,7 +21,7 @@ from ..source import user_location
 from ..types import TensorType
 from . import elementwise as ew
 from .leaf import as_value, constant
-from .axes import user_axis
+from .axes import check_canonical_axes, check_canonical_axis, user_axis
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
 
 # --- the shared type rule -----------------------------------------------------------
@@ -40,22 +40,6 @@ def reduced_shape(shape: tuple, axes: tuple, keepdims: bool) -> tuple:
     if keepdims:
         return tuple(1 if i in axes else d for i, d in enumerate(shape))
     return tuple(d for i, d in enumerate(shape) if i not in axes)
-
-
-def _check_axes(axes, ndim: int) -> None:
-    """Attributes from IR text need not come from a constructor: insist on canonical axes."""
-    if not isinstance(axes, tuple) or tuple(sorted(set(axes))) != axes \
-            or any(not isinstance(a, int) or not 0 <= a < ndim for a in axes):
-        raise ShapeError(f"axes {axes!r} must be distinct sorted ints in [0, {ndim}) "
-                         f"for a tensor of rank {ndim}")
-
-
-def _check_axis(axis, ndim: int, op_name: str) -> None:
-    """The single axis of argmax and the scans, canonical and on a tensor of rank >= 1."""
-    if ndim == 0:
-        raise ShapeError(f"{op_name} needs a tensor of rank 1 or more, got a scalar")
-    if not isinstance(axis, int) or not 0 <= axis < ndim:
-        raise ShapeError(f"axis {axis!r} must be an int in [0, {ndim}) for a tensor of rank {ndim}")
 
 
 def _user_axes(op_name: str, x, axis) -> tuple[int, ...]:
@@ -208,7 +192,7 @@ def _reduced_size(x, axes, dtype):
 
 def _reduction_infer(dtype_rule):
     def infer(x, axes, keepdims):
-        _check_axes(axes, x.ndim)
+        check_canonical_axes(axes, x.ndim)
         return TensorType(dtype_rule(x.dtype), reduced_shape(x.shape, axes, keepdims))
     return infer
 
@@ -338,7 +322,7 @@ reduce_logsumexp = define_reduction(
 
 def _argreduce_infer(op_name):
     def infer(x, axis):
-        _check_axis(axis, x.ndim, op_name)
+        check_canonical_axis(axis, x.ndim, op_name)
         return TensorType("int64", reduced_shape(x.shape, (axis,), False))
     return infer
 
@@ -365,7 +349,7 @@ def _scan_infer(op_name):
     dtype_rule = _numeric(op_name)
 
     def infer(x, axis, reverse):
-        _check_axis(axis, x.ndim, op_name)
+        check_canonical_axis(axis, x.ndim, op_name)
         return TensorType(dtype_rule(x.dtype), x.shape)
     return infer
 
@@ -404,7 +388,7 @@ cumprod = _define_scan(
 
 
 def _unreduce_infer(g, like, axes, keepdims):
-    _check_axes(axes, like.ndim)
+    check_canonical_axes(axes, like.ndim)
     expected = reduced_shape(like.shape, axes, keepdims)
     if len(g.shape) != len(expected):
         raise ShapeError(f"a tensor of shape {format_shape(g.shape)} is not what "
@@ -426,7 +410,7 @@ register(OpDef(
         "(the transpose of reduce_sum)."))
 
 def _reduced_size_infer(x, axes, dtype):
-    _check_axes(axes, x.ndim)
+    check_canonical_axes(axes, x.ndim)
     return TensorType(dtype, ())
 
 

@@ -25,13 +25,9 @@ from ..types import TensorType
 from . import elementwise as ew
 from .axes import user_axis
 from .indexing import getitem, take_slice
+from .kernels import as_array
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
 
-
-
-def _array(result) -> np.ndarray:
-    """NumPy gives 0-d results as scalars; kernels hand on arrays."""
-    return result if isinstance(result, np.ndarray) else np.asarray(result)
 
 
 # Kernels that return NumPy views of their first input rather than new arrays.
@@ -426,7 +422,7 @@ def _like_infer(g, like, **attrs):
 def _tile_grad_kernel(g, like, reps):
     """Sum the tiles: view g as (r0, d0, r1, d1, ...) and sum the r axes."""
     blocks = tuple(n for r, d in zip(reps, like.shape) for n in (r, d))
-    return _array(g.reshape(blocks).sum(axis=tuple(range(0, len(blocks), 2)), dtype=g.dtype))
+    return as_array(g.reshape(blocks).sum(axis=tuple(range(0, len(blocks), 2)), dtype=g.dtype))
 
 
 def _repeat_elements_infer(x, rep, axis):
