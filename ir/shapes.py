@@ -53,10 +53,6 @@ Dim = int | SymDim
 Shape = tuple  # tuple[Dim, ...]
 
 
-def is_known(dim) -> bool:
-    return isinstance(dim, int)
-
-
 def unify(a: SymDim, b: SymDim) -> None:
     """Record that two symbolic dims are the same size."""
     ra, rb = a.root(), b.root()

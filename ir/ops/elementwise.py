@@ -115,10 +115,6 @@ def _where_positive(mask, g):
     return switch(mask, g, 0.0 * g)
 
 
-def _float_only(x, g):
-    return g if is_floating(x.type.dtype) else None
-
-
 add = define("add", np.add, 2, lambda n, g: (g, g))
 sub = define("sub", np.subtract, 2, lambda n, g: (g, neg(g)))
 mul = define("mul", np.multiply, 2, lambda n, g: (mul(g, n.inputs[1]), mul(g, n.inputs[0])))
