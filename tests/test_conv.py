@@ -381,6 +381,12 @@ def test_argument_errors():
     with pytest.raises(ShapeError, match="conv2d_transpose.*output_shape.*does not fit"):
         K.conv2d_transpose(K.placeholder((None, 4, 4, 3)), K.constant(uniform(3, 3, 2, 3)),
                            (None, 20, 8, 2), (2, 2), "same")
+    with pytest.raises(ValueError, match=r"conv2d at .*test_conv.py:\d+: .*data_format.*"
+                                         r"Received: channels_middle"):
+        K.conv2d(K.placeholder((None, 8, 8, 3)), K.constant(uniform(3, 3, 3, 2)),
+                 data_format="channels_middle")
+    with pytest.raises(ValueError, match=r"local_conv1d at .*test_conv.py:\d+: .*data_format"):
+        K.local_conv1d(x, K.constant(uniform(6, 9, 2)), (3,), (1,), data_format="nwc")
     with pytest.raises(ShapeError, match="local_conv2d.*kernel rows"):
         K.local_conv2d(K.placeholder((None, 7, 6, 3)), K.constant(uniform(8, 18, 4)), (3, 2),
                        (2, 2), (3, 3), "channels_last")

@@ -118,6 +118,28 @@ def test_pooling_uses_the_configured_data_format_and_keeps_int_dtypes():
         K.set_image_data_format("channels_last")
 
 
+def test_pool_sizes_and_strides_may_be_numpy_ints():
+    x = rng.uniform(-2, 2, (2, 4, 6, 3)).astype(np.float32)
+    expected = ref_pool(x, (2, 2), (2, 2), "valid", "channels_last", "max")
+    check_op(lambda t: K.pool2d(t, np.int64(2), np.int32(2)), [x], expected)
+    check_op(lambda t: K.pool2d(t, (np.int64(2), 2), [np.int64(2), 2]), [x], expected)
+    y = rng.uniform(-2, 2, (2, 4, 4, 2, 3)).astype(np.float32)
+    expected = ref_pool(y, (2, 2, 2), (2, 2, 2), "valid", "channels_last", "avg")
+    check_op(lambda t: K.pool3d(t, np.int64(2), np.int64(2), pool_mode="avg"), [y], expected,
+             rtol=1e-5)
+
+
+def test_pool_sizes_and_strides_must_be_positive_ints():
+    x = K.placeholder((None, 4, 4, 3))
+    with pytest.raises(ValueError, match=r"pool2d at .*test_pool_image.py:\d+: pool_size must "
+                                         r"be a positive int or 2 positive ints, got 2.5"):
+        K.pool2d(x, 2.5)
+    with pytest.raises(ValueError, match="strides must be a positive int"):
+        K.pool2d(x, (2, 2), (0, 1))
+    with pytest.raises(ValueError, match=r"pool3d.*pool_size.*\(2, 2\)"):
+        K.pool3d(K.placeholder((None, 4, 4, 4, 3)), (2, 2))
+
+
 def test_unknown_spatial_sizes_stay_symbolic():
     x = K.placeholder((None, None, None, 3))
     y = K.pool2d(x, (2, 2), (2, 2), padding="same")

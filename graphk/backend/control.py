@@ -8,12 +8,8 @@ from ..ir.ops import control
 from ..ir.ops.registry import substituting
 from ..ir.shapes import ShapeError
 from .function import Function, Update
-from .math import switch
+from .math import branch_value, switch
 from .session import learning_phase
-
-
-def _resolve(branch):
-    return branch() if callable(branch) else branch
 
 
 def in_train_phase(x, alt, training=None):
@@ -26,10 +22,10 @@ def in_train_phase(x, alt, training=None):
     if training is None:
         training = learning_phase()
     if training is True or (isinstance(training, int) and training == 1):
-        return _resolve(x)
+        return branch_value(x)
     if training is False or (isinstance(training, int) and training == 0):
-        return _resolve(alt)
-    result = switch(training, _resolve(x), _resolve(alt))
+        return branch_value(alt)
+    result = switch(training, x, alt)
     if uses_learning_phase:
         result._uses_learning_phase = True
     return result

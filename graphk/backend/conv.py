@@ -15,10 +15,7 @@ errors name the Keras function and both shapes, and builds the graph from
 from __future__ import annotations
 
 import numbers
-import operator
 
-from ..config import normalize_data_format
-from ..ir.errors import located
 from ..ir.graph import Value
 from ..ir.ops import conv as conv_ops
 from ..ir.ops import indexing
@@ -26,37 +23,13 @@ from ..ir.ops import shape as shape_ops
 from ..ir.ops.leaf import constant_value
 from ..ir.ops.linalg import contract
 from ..ir.shapes import ShapeError, format_shape, merge_dim
-from ..ir.source import user_location
+from . import arguments
+from .arguments import argument_error, int_tuple
 from .tensors import _as_tensor
 
 # Contraction indices: n batch, c input channels, f filters, m depth multiplier,
 # positions and window taps one letter per spatial axis.
 _POSITIONS, _WINDOW = "pqr", "ijk"
-
-
-def _error(name: str, message: str, kind=ShapeError) -> Exception:
-    return located(kind(message), name, user_location())
-
-
-def _ints(value, rank: int, what: str, name: str) -> tuple[int, ...]:
-    """An int or a sequence of `rank` ints (Keras accepts both) as a tuple."""
-    try:
-        values = (operator.index(value),) * rank if not hasattr(value, "__len__") else \
-            tuple(operator.index(v) for v in value)
-    except TypeError:
-        values = ()
-    if len(values) != rank or min(values) < 1:
-        raise _error(name, f"{what} must be a positive int or {rank} positive ints, got "
-                           f"{value!r}", ValueError)
-    return values
-
-
-def _padding(padding: str, name: str, causal_ok: bool = False) -> str:
-    allowed = ("valid", "same", "causal") if causal_ok else ("valid", "same")
-    if padding not in allowed:
-        raise _error(name, f"Invalid padding: {padding!r} (expected one of {allowed})",
-                     ValueError)
-    return padding
 
 
 class _Conv:
@@ -66,28 +39,28 @@ class _Conv:
                  dilation, causal_ok: bool = False, kernel_size=None):
         self.name, self.rank = name, rank
         self.x, self.kernel = _as_tensor(x), _as_tensor(kernel)
-        self.data_format = normalize_data_format(data_format)
-        self.strides = _ints(strides, rank, "strides", name)
-        self.dilation = _ints(dilation, rank, "dilation_rate", name)
-        self.padding = _padding(padding, name, causal_ok)
+        self.data_format = arguments.data_format(name, data_format)
+        self.strides = int_tuple(strides, rank, "strides", name)
+        self.dilation = int_tuple(dilation, rank, "dilation_rate", name)
+        self.padding = arguments.padding(padding, name, causal_ok)
         if self.padding == "causal" and self.data_format != "channels_last":
-            raise _error(name, 'When using causal padding, `data_format` must be '
-                               '"channels_last" (temporal data).', ValueError)
+            raise argument_error(name, 'When using causal padding, `data_format` must be '
+                                       '"channels_last" (temporal data).', ValueError)
         self.positions, self.window = _POSITIONS[:rank], _WINDOW[:rank]
         self.check_rank(self.x, "input")
         if kernel_size is not None:  # unshared weights: the window is not the kernel's shape
-            self.kernel_size = _ints(kernel_size, rank, "kernel_size", name)
+            self.kernel_size = int_tuple(kernel_size, rank, "kernel_size", name)
             return
         self.check_rank(self.kernel, "kernel")
         self.kernel_size = tuple(self.kernel.type.shape[:rank])
         if not all(isinstance(k, int) for k in self.kernel_size):
-            raise _error(name, f"the kernel's spatial dims must be known, kernel shape is "
-                               f"{format_shape(self.kernel.type.shape)}")
+            raise argument_error(name, f"the kernel's spatial dims must be known, kernel shape is "
+                                       f"{format_shape(self.kernel.type.shape)}")
 
     def check_rank(self, value: Value, what: str) -> None:
         if value.type.ndim != self.rank + 2:
-            raise _error(self.name, f"expected a {what} of rank {self.rank + 2}, got shape "
-                                    f"{format_shape(value.type.shape)}")
+            raise argument_error(self.name, f"expected a {what} of rank {self.rank + 2}, got shape "
+                                            f"{format_shape(value.type.shape)}")
 
     @property
     def channels(self):
@@ -100,11 +73,11 @@ class _Conv:
         try:
             merge_dim(expected, kernel.type.shape[kernel_axis])
         except ShapeError:
-            raise _error(self.name, f"{source} {expected} channels but the {what} expects "
-                                    f"{kernel.type.shape[kernel_axis]} (input shape "
-                                    f"{format_shape(self.x.type.shape)}, {what} shape "
-                                    f"{format_shape(kernel.type.shape)}, data_format "
-                                    f"{self.data_format!r})") from None
+            raise argument_error(self.name, f"{source} {expected} channels but the {what} expects "
+                                            f"{kernel.type.shape[kernel_axis]} (input shape "
+                                            f"{format_shape(self.x.type.shape)}, {what} shape "
+                                            f"{format_shape(kernel.type.shape)}, data_format "
+                                            f"{self.data_format!r})") from None
 
     def terms(self, channel: str) -> str:
         """Subscripts of a (batch, spatial..., channel) tensor in this data_format."""
@@ -189,14 +162,15 @@ def _separable(call: _Conv, pointwise_kernel) -> Value:
     c, m = call.kernel.type.shape[-2:]
     window = pointwise.type.shape[:call.rank]
     if any(isinstance(d, int) and d != 1 for d in window):
-        raise _error(call.name, f"the pointwise kernel must be 1x1, got shape "
-                                f"{format_shape(pointwise.type.shape)}")
+        raise argument_error(call.name, f"the pointwise kernel must be 1x1, got shape "
+                                        f"{format_shape(pointwise.type.shape)}")
     if isinstance(c, int) and isinstance(m, int):
         call.check_channels(pointwise, -2, "pointwise kernel", expected=c * m,
                             source="the depthwise step makes")
     if not isinstance(c, int) and not isinstance(m, int):
-        raise _error(call.name, "the depthwise kernel's channels or multiplier must be known, "
-                                f"its shape is {format_shape(call.kernel.type.shape)}")
+        raise argument_error(call.name, "the depthwise kernel's channels or multiplier must be "
+                                        "known, its shape is "
+                                        f"{format_shape(call.kernel.type.shape)}")
     target = (c if isinstance(c, int) else -1, m if isinstance(m, int) else -1,
               ("dim", call.rank + 1))
     pointwise = shape_ops.reshape(pointwise, target)
@@ -226,13 +200,14 @@ def _size_entry(call: _Conv, entry, axis: int, extras: list):
         fixed = constant_value(entry)
         if fixed is None:
             if entry.type.ndim != 0:
-                raise _error(call.name, f"output_shape entry {axis} must be a scalar, got "
-                                        f"{entry.type}")
+                raise argument_error(call.name, f"output_shape entry {axis} must be a scalar, got "
+                                                f"{entry.type}")
             extras.append(entry)
             return ("input", len(extras) - 1)
         entry = fixed
     if entry is None:
-        raise _error(call.name, f"output_shape must give the spatial sizes; axis {axis} is None")
+        raise argument_error(call.name, f"output_shape must give the spatial sizes; axis {axis} "
+                                        "is None")
     return int(entry)
 
 
@@ -245,12 +220,13 @@ def _output_entries(call: _Conv, output_shape) -> list:
             output_shape = [indexing.getitem(output_shape, i)
                             for i in range(output_shape.type.shape[0])]
         else:
-            raise _error(call.name, f"output_shape must be a tuple or an int vector of known "
-                                    f"length, got {output_shape.type}")
+            raise argument_error(call.name, f"output_shape must be a tuple or an int vector of "
+                                            f"known length, got {output_shape.type}")
     entries = [int(e) if isinstance(e, numbers.Integral) else e for e in output_shape]
     if len(entries) != call.rank + 2:
-        raise _error(call.name, f"output_shape {tuple(output_shape)} must have {call.rank + 2} "
-                                "entries (batch, spatial..., channels in data_format order)")
+        raise argument_error(call.name, f"output_shape {tuple(output_shape)} must have "
+                                        f"{call.rank + 2} entries (batch, spatial..., channels in "
+                                        "data_format order)")
     return entries
 
 
@@ -261,15 +237,17 @@ def _output_spatial(call: _Conv, output_shape) -> tuple[tuple, list]:
     channel_entry = entries[1 if channels_first else -1]
     batch_entry, batch = entries[0], call.x.type.shape[0]
     if isinstance(batch_entry, int) and isinstance(batch, int) and batch_entry != batch:
-        raise _error(call.name, f"output_shape {tuple(entries)} has batch size {batch_entry} "
-                                f"but the input {format_shape(call.x.type.shape)} has {batch}")
+        raise argument_error(call.name, f"output_shape {tuple(entries)} has batch size "
+                                        f"{batch_entry} but the input "
+                                        f"{format_shape(call.x.type.shape)} has {batch}")
     if isinstance(channel_entry, int):
         try:
             merge_dim(channel_entry, call.kernel.type.shape[-2])
         except ShapeError:
-            raise _error(call.name, f"output_shape {tuple(entries)} has {channel_entry} channels "
-                                    f"but the kernel {format_shape(call.kernel.type.shape)} "
-                                    f"makes {call.kernel.type.shape[-2]}") from None
+            raise argument_error(call.name, f"output_shape {tuple(entries)} has {channel_entry} "
+                                            "channels but the kernel "
+                                            f"{format_shape(call.kernel.type.shape)} makes "
+                                            f"{call.kernel.type.shape[-2]}") from None
     extras: list = []
     spatial_entries = entries[2:] if channels_first else entries[1:-1]
     sizes = tuple(_size_entry(call, e, i, extras) for i, e in enumerate(spatial_entries))
@@ -288,11 +266,12 @@ def _check_transpose_fits(call: _Conv, sizes, entries) -> None:
             positions = conv_ops.geometry(size, k, s, d, call.padding)[0]
             merge_dim(positions, x_shape[axis])
         except ShapeError:
-            raise _error(call.name, f"output_shape {tuple(entries)} does not fit the input shape "
-                                    f"{format_shape(x_shape)}: a {call.padding!r} convolution "
-                                    f"with kernel_size {call.kernel_size}, strides "
-                                    f"{call.strides} and dilation {call.dilation} over spatial "
-                                    f"size {size} does not give {x_shape[axis]}") from None
+            raise argument_error(call.name, f"output_shape {tuple(entries)} does not fit the "
+                                            f"input shape {format_shape(x_shape)}: a "
+                                            f"{call.padding!r} convolution with kernel_size "
+                                            f"{call.kernel_size}, strides {call.strides} and "
+                                            f"dilation {call.dilation} over spatial size {size} "
+                                            f"does not give {x_shape[axis]}") from None
 
 
 def _conv_transpose(call: _Conv, output_shape) -> Value:
@@ -326,18 +305,20 @@ def conv3d_transpose(x, kernel, output_shape, strides=(1, 1, 1), padding="valid"
 
 # --- unshared weights -------------------------------------------------------------------
 
-def _local(name: str, inputs, kernel, kernel_size, strides, output_positions: tuple,
+def _local(name: str, inputs, kernel, kernel_size, strides, output_positions: tuple | None,
            data_format: str) -> Value:
     """Each output position with its own weights: patches (n,pos,win,c) . kernel (pos,win,c,f).
 
-    `output_positions` are ints, or for 1D the kernel's (maybe unknown) first dim.
+    `output_positions` are ints, or None in 1D for the kernel's (maybe unknown) first dim.
     """
-    rank = len(output_positions)
+    rank = 1 if output_positions is None else len(output_positions)
     call = _Conv(name, inputs, kernel, rank, strides, "valid", data_format, 1,
                  kernel_size=kernel_size)
     if call.kernel.type.ndim != 3:
-        raise _error(name, f"the kernel must have shape (output positions, features, filters), "
-                           f"got {format_shape(call.kernel.type.shape)}")
+        raise argument_error(name, "the kernel must have shape (output positions, features, "
+                                   f"filters), got {format_shape(call.kernel.type.shape)}")
+    if output_positions is None:
+        output_positions = call.kernel.type.shape[:1]
     patches = call.patches()
     _check_local_shapes(call, patches, output_positions)
     c = call.channels
@@ -370,8 +351,8 @@ def _check_local_shapes(call: _Conv, patches: Value, output_positions) -> None:
         try:
             merge_dim(want, got)
         except ShapeError:
-            raise _error(call.name, f"expected {want} for the {what}, got {got} (kernel shape "
-                                    f"{format_shape(kernel_shape)})") from None
+            raise argument_error(call.name, f"expected {want} for the {what}, got {got} (kernel "
+                                            f"shape {format_shape(kernel_shape)})") from None
 
 
 def local_conv1d(inputs, kernel, kernel_size, strides, data_format=None) -> Value:
@@ -381,13 +362,8 @@ def local_conv1d(inputs, kernel, kernel_size, strides, data_format=None) -> Valu
     every Keras 2.3.1 backend, does not change that layout (LocallyConnected1D
     never passes it, so the configured image format must not apply).
     """
-    normalize_data_format(data_format)
-    kernel = _as_tensor(kernel)
-    if kernel.type.ndim != 3:
-        raise _error("local_conv1d", "the kernel must have shape (output_length, features, "
-                                     f"filters), got {format_shape(kernel.type.shape)}")
-    return _local("local_conv1d", inputs, kernel, kernel_size, strides,
-                  (kernel.type.shape[0],), "channels_last")
+    arguments.data_format("local_conv1d", data_format)
+    return _local("local_conv1d", inputs, kernel, kernel_size, strides, None, "channels_last")
 
 
 def local_conv2d(inputs, kernel, kernel_size, strides, output_shape, data_format=None) -> Value:
@@ -397,9 +373,9 @@ def local_conv2d(inputs, kernel, kernel_size, strides, output_shape, data_format
     (kernel rows, kernel cols, channels), or (channels, rows, cols) for channels_first.
     """
     name = "local_conv2d"
-    positions = _ints(output_shape, 2, "output_shape", name)
+    positions = int_tuple(output_shape, 2, "output_shape", name)
     return _local(name, inputs, kernel, kernel_size, strides, positions,
-                  normalize_data_format(data_format))
+                  arguments.data_format(name, data_format))
 
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv2d_transpose", "conv3d_transpose",

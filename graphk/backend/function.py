@@ -55,8 +55,7 @@ class Function:
             inputs, outputs = sparse.flat_inputs, sparse.flat_outputs
             self._single_output = sparse.single_output
         self.inputs = _check_inputs(inputs, self.name)
-        self.outputs = _check_outputs([outputs] if isinstance(outputs, Value) else outputs,
-                                      self.name)
+        self.outputs = _check_outputs([outputs] if isinstance(outputs, Value) else outputs)
         pairs = _collect_updates(updates or [], location)
         graph = Graph(self.inputs, self.outputs, pairs, name=self.name)
         self.ir = run_pipeline(graph, passes)
@@ -105,7 +104,7 @@ def _check_inputs(inputs, name: str) -> list:
     return inputs
 
 
-def _check_outputs(outputs, name: str) -> list:
+def _check_outputs(outputs) -> list:
     result = []
     for value in outputs:
         if not isinstance(value, Value):

@@ -19,35 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import config
-from ..ir.errors import located
 from ..ir.graph import Value
 from ..ir.ops import image as image_ops
 from ..ir.ops import pool as pool_ops
 from ..ir.ops import shape as shape_ops
 from ..ir.ops.leaf import constant
-from ..ir.source import user_location
+from . import arguments
+from .arguments import argument_error, int_tuple
+from .shaping import copied_dim
 from .tensors import _as_tensor
-
-
-def _error(op_name: str, message: str, error=ValueError) -> Exception:
-    """A front-end argument error, named and located like the type rules' errors."""
-    return located(error(message), op_name, user_location())
-
-
-def _data_format(op_name: str, data_format) -> str:
-    try:
-        return config.normalize_data_format(data_format)
-    except ValueError as error:
-        raise _error(op_name, str(error)) from None
-
-
-def _int_tuple(op_name: str, what: str, value, length: int) -> tuple[int, ...]:
-    """An int or a tuple of `length` ints as a tuple."""
-    values = (value,) * length if isinstance(value, int) else tuple(value)
-    if len(values) != length:
-        raise _error(op_name, f"{what} must be an int or a tuple of {length} ints, got {value!r}")
-    return tuple(int(v) for v in values)
 
 
 # --- pooling -------------------------------------------------------------------------------
@@ -55,13 +35,12 @@ def _int_tuple(op_name: str, what: str, value, length: int) -> tuple[int, ...]:
 
 def _pool(op_name: str, rank: int, x, pool_size, strides, padding, data_format, pool_mode):
     x = _as_tensor(x)
-    data_format = _data_format(op_name, data_format)
-    if padding not in ("same", "valid"):
-        raise _error(op_name, f"Invalid padding: {padding}")
+    data_format = arguments.data_format(op_name, data_format)
+    padding = arguments.padding(padding, op_name)
     if pool_mode not in ("max", "avg"):
-        raise _error(op_name, f"Invalid pool_mode: {pool_mode}")
-    pool_size = _int_tuple(op_name, "pool_size", pool_size, rank)
-    strides = _int_tuple(op_name, "strides", strides, rank)
+        raise argument_error(op_name, f"Invalid pool_mode: {pool_mode}", ValueError)
+    pool_size = int_tuple(pool_size, rank, "pool_size", op_name)
+    strides = int_tuple(strides, rank, "strides", op_name)
     pool = pool_ops.max_pool if pool_mode == "max" else pool_ops.avg_pool
     return pool(x, pool_size, strides, padding, data_format)
 
@@ -96,27 +75,23 @@ def bias_add(x, bias, data_format=None) -> Value:
     x = _as_tensor(x)
     if not isinstance(bias, Value):  # an array takes x's dtype, as tf.nn.bias_add converts it
         bias = constant(np.asarray(bias, dtype=x.type.dtype))
-    data_format = _data_format("bias_add", data_format)
+    data_format = arguments.data_format("bias_add", data_format)
     ndim, bias_ndim = x.type.ndim, bias.type.ndim
     if bias_ndim not in (1, ndim - 1):
-        raise _error("bias_add", f"Unexpected bias dimensions {bias_ndim}, expect to be 1 or "
-                                 f"{ndim - 1} dimensions (x has shape {x.type.int_shape})")
+        raise argument_error("bias_add", f"Unexpected bias dimensions {bias_ndim}, expect to be 1 "
+                                         f"or {ndim - 1} dimensions (x has shape "
+                                         f"{x.type.int_shape})", ValueError)
     if bias_ndim == 1:
         return image_ops.bias_add(x, bias, _channel_axis(ndim, data_format))
     if ndim > 5:
-        raise _error("bias_add", f"a bias of rank {bias_ndim} needs x of rank 3 to 5, got rank "
-                                 f"{ndim}; tf.nn.bias_add takes only a vector bias there")
+        raise argument_error("bias_add", f"a bias of rank {bias_ndim} needs x of rank 3 to 5, got "
+                                         f"rank {ndim}; tf.nn.bias_add takes only a vector bias "
+                                         "there", ValueError)
     if data_format == "channels_first":
         last = bias_ndim - 1
-        bias = shape_ops.reshape(bias, [_copied(bias, last)] +
-                                 [_copied(bias, axis) for axis in range(last)])
+        bias = shape_ops.reshape(bias, [copied_dim(bias, last)] +
+                                 [copied_dim(bias, axis) for axis in range(last)])
     return image_ops.bias_add(x, bias)
-
-
-def _copied(value: Value, axis: int):
-    """A reshape target entry for dim `axis`: its size, or ("dim", axis) to keep a symbol."""
-    dim = value.type.shape[axis]
-    return dim if isinstance(dim, int) else ("dim", axis)
 
 
 # --- zero padding ------------------------------------------------------------------------------
@@ -129,17 +104,17 @@ def _pairs(op_name: str, padding, count: int) -> list[tuple[int, int]]:
     except TypeError:
         pairs = []
     if len(pairs) != count or any(len(p) != 2 for p in pairs):
-        raise _error(op_name, f"padding must be {count} (before, after) pairs of ints, "
-                              f"got {padding!r}")
+        raise argument_error(op_name, f"padding must be {count} (before, after) pairs of ints, "
+                                      f"got {padding!r}", ValueError)
     return pairs
 
 
 def _spatial_padding(op_name: str, x, pairs, data_format) -> Value:
     x = _as_tensor(x)
-    data_format = _data_format(op_name, data_format)
+    data_format = arguments.data_format(op_name, data_format)
     if x.type.ndim != len(pairs) + 2:
-        raise _error(op_name, f"needs a tensor of rank {len(pairs) + 2}, got shape "
-                              f"{x.type.int_shape}")
+        raise argument_error(op_name, f"needs a tensor of rank {len(pairs) + 2}, got shape "
+                                      f"{x.type.int_shape}", ValueError)
     if data_format == "channels_first":
         paddings = [(0, 0), (0, 0)] + pairs
     else:
@@ -169,9 +144,10 @@ def spatial_3d_padding(x, padding=((1, 1), (1, 1), (1, 1)), data_format=None) ->
 
 
 def _spatial_axes(op_name: str, x: Value, rank: int, data_format) -> tuple[int, ...]:
-    data_format = _data_format(op_name, data_format)
+    data_format = arguments.data_format(op_name, data_format)
     if x.type.ndim != rank + 2:
-        raise _error(op_name, f"needs a tensor of rank {rank + 2}, got shape {x.type.int_shape}")
+        raise argument_error(op_name, f"needs a tensor of rank {rank + 2}, got shape "
+                                      f"{x.type.int_shape}", ValueError)
     return pool_ops.spatial_axes(rank + 2, data_format)
 
 
@@ -179,7 +155,8 @@ def _factors(op_name: str, *factors) -> list[int]:
     result = []
     for factor in factors:
         if isinstance(factor, bool) or int(factor) != factor or factor < 1:
-            raise _error(op_name, f"resize factors must be positive integers, got {factor!r}")
+            raise argument_error(op_name, f"resize factors must be positive integers, got "
+                                          f"{factor!r}", ValueError)
         result.append(int(factor))
     return result
 
@@ -206,7 +183,8 @@ def resize_images(x, height_factor, width_factor, data_format=None,
         return _repeat(x, axes, factors)
     if interpolation == "bilinear":
         return image_ops.resize_bilinear(x, axes, factors)
-    raise _error("resize_images", 'interpolation should be one of "nearest" or "bilinear".')
+    raise argument_error("resize_images", 'interpolation should be one of "nearest" or '
+                                          '"bilinear".', ValueError)
 
 
 def resize_volumes(x, depth_factor, height_factor, width_factor, data_format=None) -> Value:

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.errors import located
 from ..ir.graph import Value
 from ..ir.ops import linalg
 from ..ir.ops import shape as shape_ops
-from ..ir.source import user_location
+from .arguments import argument_error
 from .sparse import SparseTensor, sparse_dot
 from .tensors import _as_tensor
 
@@ -27,10 +26,6 @@ def dot(x, y) -> Value:
     return linalg.dot(_as_tensor(x), _as_tensor(y))
 
 
-def _batch_dot_error(message: str) -> ValueError:
-    return located(ValueError(message), "batch_dot", user_location())
-
-
 def _batch_dot_axes(x_ndim: int, y_ndim: int, axes) -> tuple[int, int]:
     """Keras 2.3.1's axes argument (None, an int, or a pair; negatives allowed) as a pair."""
     if isinstance(axes, (int, np.integer)):
@@ -39,15 +34,16 @@ def _batch_dot_axes(x_ndim: int, y_ndim: int, axes) -> tuple[int, int]:
         axes = (x_ndim - 1, y_ndim - 1) if y_ndim == 2 else (x_ndim - 1, y_ndim - 2)
     axes = list(axes)
     if any(isinstance(a, (list, tuple)) for a in axes) or len(axes) != 2:
-        raise _batch_dot_error("Multiple target dimensions are not supported. Expected: None, "
-                               f"int, (int, int), Provided: {axes}")
+        raise argument_error("batch_dot", "Multiple target dimensions are not supported. "
+                                          f"Expected: None, int, (int, int), Provided: {axes}",
+                             ValueError)
     x_axis, y_axis = (int(a) for a in axes)
     x_axis += x_ndim if x_axis < 0 else 0
     y_axis += y_ndim if y_axis < 0 else 0
     if 0 in (x_axis, y_axis):
-        raise _batch_dot_error("Can not perform batch_dot over axis 0. If your inputs are not "
-                               "batched, add a dummy batch dimension to your inputs using "
-                               "K.expand_dims(x, 0)")
+        raise argument_error("batch_dot", "Can not perform batch_dot over axis 0. If your inputs "
+                                          "are not batched, add a dummy batch dimension to your "
+                                          "inputs using K.expand_dims(x, 0)", ValueError)
     return x_axis, y_axis
 
 

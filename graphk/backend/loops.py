@@ -9,20 +9,15 @@ instead, as Keras does, when the number of steps is known.
 from __future__ import annotations
 
 from ..ir.dtypes import as_dtype
-from ..ir.errors import located
 from ..ir.graph import Value, topological_order
 from ..ir.ops import elementwise as ew
 from ..ir.ops import loop
 from ..ir.ops import shape as shape_ops
 from ..ir.ops.indexing import getitem, take_slice
 from ..ir.shapes import same_shape
-from ..ir.source import user_location
 from . import session
+from .arguments import argument_error
 from .tensors import _as_tensor
-
-
-def _error(name: str, message: str, error=ValueError) -> Exception:
-    return located(error(message), name, user_location())
 
 
 def _flat(values, name: str, what: str) -> tuple[list, bool]:
@@ -30,7 +25,7 @@ def _flat(values, name: str, what: str) -> tuple[list, bool]:
     single = not isinstance(values, (list, tuple))
     items = [values] if single else list(values)
     if not items:
-        raise _error(name, f"{what} is an empty list")
+        raise argument_error(name, f"{what} is an empty list", ValueError)
     return [_as_tensor(v) for v in items], single
 
 
@@ -51,15 +46,15 @@ def _step_results(result, num_states: int):
     try:
         output, new_states = result
     except (TypeError, ValueError):
-        raise _error("rnn", "step_function must return (output, new_states), got "
-                            f"{result!r}", TypeError) from None
+        raise argument_error("rnn", "step_function must return (output, new_states), got "
+                                    f"{result!r}", TypeError) from None
     new_states = [new_states] if isinstance(new_states, Value) else list(new_states)
     if len(new_states) != num_states:
-        raise _error("rnn", f"step_function returned {len(new_states)} new states for "
-                            f"{num_states} initial states")
+        raise argument_error("rnn", f"step_function returned {len(new_states)} new states for "
+                                    f"{num_states} initial states", ValueError)
     if isinstance(output, (list, tuple)):
-        raise _error("rnn", "step_function must return a single output tensor (nested outputs "
-                            "are not supported)", NotImplementedError)
+        raise argument_error("rnn", "step_function must return a single output tensor (nested "
+                                    "outputs are not supported)", NotImplementedError)
     return _as_tensor(output), [_as_tensor(s) for s in new_states]
 
 
@@ -69,7 +64,8 @@ def _mask_tensor(mask) -> Value:
     if mask.type.ndim == 3 and mask.type.shape[2] == 1:  # (samples, time, 1), as TF accepts
         mask = shape_ops.squeeze(mask, 2)
     if mask.type.ndim != 2:
-        raise _error("rnn", f"mask should have shape (samples, time), got {mask.type}")
+        raise argument_error("rnn", f"mask should have shape (samples, time), got {mask.type}",
+                             ValueError)
     if mask.type.dtype != "bool":
         mask = ew.cast(mask, dtype="bool")
     return mask
@@ -97,7 +93,8 @@ def rnn(step_function, inputs, initial_states, go_backwards=False, mask=None, co
     sequences, single = _flat(inputs, "rnn", "inputs")
     for x in sequences:
         if x.type.ndim < 3:
-            raise _error("rnn", f"inputs should be at least 3D (samples, time, ...), got {x.type}")
+            raise argument_error("rnn", f"inputs should be at least 3D (samples, time, ...), got "
+                                        f"{x.type}", ValueError)
     states = [_as_tensor(s) for s in initial_states]
     constants = [_as_tensor(c) for c in (constants or [])]
     if mask is not None:
@@ -153,7 +150,8 @@ def _unrolled(step_function, sequences, single, states, go_backwards, mask, cons
     steps = sequences[0].type.shape[1]
     if not isinstance(steps, int):
         if input_length is None:
-            raise _error("rnn", "Unrolling requires a fixed number of timesteps.")
+            raise argument_error("rnn", "Unrolling requires a fixed number of timesteps.",
+                                 ValueError)
         steps = int(input_length)
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
     outputs: list = []
@@ -171,7 +169,7 @@ def _unrolled(step_function, sequences, single, states, go_backwards, mask, cons
         outputs.append(output)
         states = new_states
     if not outputs:
-        raise _error("rnn", "cannot unroll over 0 time steps")
+        raise argument_error("rnn", "cannot unroll over 0 time steps", ValueError)
     return outputs[-1], shape_ops.stack(outputs, axis=1), states
 
 
@@ -212,7 +210,8 @@ def _fold(name: str, fn, elems, initializer, reverse: bool):
     sequences, single = _flat(elems, name, "elems")
     if initializer is None:  # the first element (the last for foldr) starts the fold
         if not single:
-            raise _error(name, "an initializer is needed when elems is a tuple of tensors")
+            raise argument_error(name, "an initializer is needed when elems is a tuple of "
+                                       "tensors", ValueError)
         start, rest = (-1, (None, -1)) if reverse else (0, (1, None))
         initializer = getitem(sequences[0], start)
         sequences = [take_slice(sequences[0], 0, *rest)]

@@ -114,15 +114,19 @@ def softsign(x):
     return ew.softsign(_as_tensor(x))
 
 
+def branch_value(branch):
+    """A branch of switch or in_train_phase: given as a value, or as a callable building it."""
+    return branch() if callable(branch) else branch
+
+
 def switch(condition, then_expression, else_expression):
     """then_expression where condition holds, else else_expression (either may be a callable).
 
     A condition of lower rank than the branches applies to their leading axes
     (Keras' rule), so a (batch,) condition selects whole rows.
     """
-    then = _as_tensor(then_expression() if callable(then_expression) else then_expression)
-    otherwise = else_expression() if callable(else_expression) else else_expression
-    otherwise = as_value(otherwise, like=then)
+    then = _as_tensor(branch_value(then_expression))
+    otherwise = as_value(branch_value(else_expression), like=then)
     condition = _as_tensor(condition)
     if condition.type.dtype != "bool":
         condition = ew.cast(condition, dtype="bool")

@@ -8,14 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from ..ir.errors import located
 from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
 from ..ir.ops import nn
 from ..ir.ops.leaf import constant
 from ..ir.shapes import ShapeError, normalize_axes
-from ..ir.source import user_location
 from ..ir.ops.axes import user_axis
+from .arguments import argument_error
 from .tensors import _as_tensor
 
 
@@ -46,7 +45,7 @@ def l2_normalize(x, axis=None) -> Value:
     try:
         axes = normalize_axes(axis, x.type.ndim)
     except ShapeError as error:
-        raise located(error, "l2_normalize", user_location(), f" (given {x.type})") from None
+        raise argument_error("l2_normalize", f"{error} (given {x.type})") from None
     return nn.l2_normalize(x, axes)
 
 

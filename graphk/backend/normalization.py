@@ -15,21 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import is_floating
-from ..ir.errors import located
 from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
 from ..ir.ops import normalization as ops
-from ..ir.ops.leaf import constant_value
 from ..ir.ops.reduce import reduced_shape
 from ..ir.ops.shape import reshape
 from ..ir.shapes import (ShapeError, broadcast_shapes, format_shape, normalize_axes,
                          normalize_axis)
-from ..ir.source import user_location
+from .arguments import argument_error, static_int
 from .tensors import _as_tensor
-
-
-def _error(op_name: str, error: Exception) -> Exception:
-    return located(error, op_name, user_location())
 
 
 def _param(value, x: Value) -> Value | None:
@@ -58,9 +52,9 @@ def _check_broadcast(x: Value, **params) -> None:
             if broadcast_shapes(x.type.shape, param.type.shape) != x.type.shape:
                 raise ShapeError("it would enlarge x")
         except ShapeError:
-            raise _error("batch_normalization", ShapeError(
-                f"{name} of shape {format_shape(param.type.shape)} does not broadcast to x's "
-                f"shape {format_shape(x.type.shape)}")) from None
+            raise argument_error("batch_normalization",
+                                 f"{name} of shape {format_shape(param.type.shape)} does not "
+                                 f"broadcast to x's shape {format_shape(x.type.shape)}") from None
 
 
 def batch_normalization(x, mean, var, beta, gamma, axis=-1, epsilon=1e-3) -> Value:
@@ -69,7 +63,7 @@ def batch_normalization(x, mean, var, beta, gamma, axis=-1, epsilon=1e-3) -> Val
     try:
         axis = normalize_axis(int(axis), x.type.ndim)
     except ShapeError as error:
-        raise _error("batch_normalization", error) from None
+        raise argument_error("batch_normalization", str(error), type(error)) from None
     mean, var, beta, gamma = (_along(_param(p, x), axis, x.type.ndim)
                               for p in (mean, var, beta, gamma))
     _check_broadcast(x, mean=mean, var=var, beta=beta, gamma=gamma)
@@ -91,9 +85,10 @@ def _channel_param(param: Value | None, x: Value, axes: tuple, name: str) -> Val
         return reshape(param, tuple(("dim", i) for i in range(x.type.ndim) if i not in axes))
     if all(isinstance(d, int) for d in kept):
         return reshape(param, kept)
-    raise _error("normalize_batch_in_training", ShapeError(
-        f"{name} of shape {format_shape(param.type.shape)} cannot be reshaped to x's kept "
-        f"shape {format_shape(kept)} (x {format_shape(x.type.shape)}, axes {axes})"))
+    raise argument_error("normalize_batch_in_training",
+                         f"{name} of shape {format_shape(param.type.shape)} cannot be reshaped to "
+                         f"x's kept shape {format_shape(kept)} (x {format_shape(x.type.shape)}, "
+                         f"axes {axes})")
 
 
 def normalize_batch_in_training(x, gamma, beta, reduction_axes, epsilon=1e-3) -> tuple:
@@ -109,7 +104,7 @@ def normalize_batch_in_training(x, gamma, beta, reduction_axes, epsilon=1e-3) ->
             reduction_axes = [int(a) for a in reduction_axes]
         axes = normalize_axes(reduction_axes, x.type.ndim)
     except (ShapeError, TypeError) as error:
-        raise _error("normalize_batch_in_training", error) from None
+        raise argument_error("normalize_batch_in_training", str(error), type(error)) from None
     gamma = _channel_param(_param(gamma, x), x, axes, "gamma")
     beta = _channel_param(_param(beta, x), x, axes, "beta")
     return tuple(ops.batch_norm_train(x, gamma, beta, axes, float(epsilon)))
@@ -122,15 +117,7 @@ def in_top_k(predictions, targets, k) -> Value:
     highest is in the top k.
     """
     predictions, targets = _as_tensor(predictions), _as_tensor(targets)
-    if isinstance(k, Value):
-        fixed = constant_value(k)
-        if fixed is None:
-            raise _error("in_top_k", NotImplementedError("k must be an int known when the graph "
-                                                         "is built, not a computed tensor"))
-        k = fixed
-    if np.ndim(k) != 0 or np.asarray(k).dtype.kind not in "iu":
-        raise _error("in_top_k", TypeError(f"k must be an int, got {k!r}"))
-    return ops.in_top_k(predictions, targets, int(k))
+    return ops.in_top_k(predictions, targets, static_int(k, "k", "in_top_k"))
 
 
 __all__ = ["batch_normalization", "normalize_batch_in_training", "in_top_k"]

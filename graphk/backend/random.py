@@ -16,12 +16,11 @@ import numpy as np
 
 from .. import config
 from ..ir.dtypes import as_dtype, is_floating
-from ..ir.errors import located
 from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
 from ..ir.ops import random as ops
 from ..ir.ops.leaf import as_value, constant
-from ..ir.source import user_location
+from .arguments import argument_error
 from .tensors import _as_tensor
 
 
@@ -59,9 +58,9 @@ def random_uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None) -> Valu
     dtype = _dtype(dtype)
     if _any_tensor(minval, maxval):
         if not is_floating(dtype):
-            raise located(NotImplementedError("tensor bounds for an int dtype are not "
-                                              "supported; give minval and maxval as ints"),
-                          "random_uniform", user_location())
+            raise argument_error("random_uniform", "tensor bounds for an int dtype are not "
+                                                   "supported; give minval and maxval as ints",
+                                 NotImplementedError)
         samples = ops.random_uniform(shape, dtype=dtype, seed=seed)
         width = ew.sub(as_value(maxval, like=samples), as_value(minval, like=samples))
         return _affine(samples, width, minval)
@@ -80,8 +79,8 @@ def random_binomial(shape, p=0.0, dtype=None, seed=None) -> Value:
 def _check_level(level) -> float:
     level = float(level)
     if not 0.0 <= level < 1.0:
-        raise located(ValueError(f"level (the fraction dropped) must be in [0, 1), got {level}"),
-                      "dropout", user_location())
+        raise argument_error("dropout", f"level (the fraction dropped) must be in [0, 1), got "
+                                        f"{level}", ValueError)
     return level
 
 
@@ -95,8 +94,7 @@ def dropout(x, level, noise_shape=None, seed=None) -> Value:
     """
     x = _as_tensor(x)
     if not is_floating(x.type.dtype):
-        raise located(TypeError(f"dropout needs a float tensor, got {x.type}"), "dropout",
-                      user_location())
+        raise argument_error("dropout", f"dropout needs a float tensor, got {x.type}", TypeError)
     if not isinstance(level, Value):
         level = _check_level(level)
         if level == 0.0:
@@ -105,16 +103,13 @@ def dropout(x, level, noise_shape=None, seed=None) -> Value:
         noise_shape = (None,) * x.type.ndim
     elif not isinstance(noise_shape, Value) and None in list(noise_shape) \
             and len(noise_shape) != x.type.ndim:
-        raise located(ValueError(f"noise_shape {tuple(noise_shape)!r} has None entries, so it "
-                                 f"must have x's rank {x.type.ndim}"), "dropout", user_location())
+        raise argument_error("dropout", f"noise_shape {tuple(noise_shape)!r} has None entries, "
+                                        f"so it must have x's rank {x.type.ndim}", ValueError)
     samples = ops.random_uniform(noise_shape, dtype=x.type.dtype, seed=seed, like=x)
-    if isinstance(level, Value):
-        scale = ew.div(1.0, ew.sub(1.0, level))
-        zero = ew.mul(scale, 0.0)
-    else:
-        scale, zero = (constant(np.asarray(v, dtype=x.type.dtype)) for v in (1 / (1 - level), 0))
     keep = ew.greater_equal(samples, as_value(level, like=samples))
-    return ew.mul(x, ew.switch(keep, scale, zero))
+    scale = ew.div(1.0, ew.sub(1.0, level)) if isinstance(level, Value) else \
+        constant(np.asarray(1 / (1 - level), dtype=x.type.dtype))
+    return ew.mul(ew.mul(x, ew.cast(keep, dtype=x.type.dtype)), scale)
 
 
 __all__ = ["random_normal", "truncated_normal", "random_uniform", "random_binomial", "dropout"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 
-from .. import config
 from ..ir.ops import leaf
 from ..ir.types import TensorType
 
@@ -12,7 +11,6 @@ _uids: defaultdict = defaultdict(int)
 _name_scopes: list[str] = []
 _learning_phase_placeholder = None
 _learning_phase_value: int | None = None
-_manual_variable_initialization = False
 
 
 def get_uid(prefix: str = "") -> int:
@@ -71,9 +69,7 @@ def set_learning_phase(value: int) -> None:
 
 
 def manual_variable_initialization(value: bool) -> None:
-    """Recorded for Keras; graphk variables always hold their value from creation."""
-    global _manual_variable_initialization
-    _manual_variable_initialization = bool(value)
+    """Accepted for Keras, and ignored: graphk variables always hold their value from creation."""
 
 
 def symbolic(func):
@@ -88,4 +84,3 @@ def eager(func):
 
 __all__ = ["get_uid", "reset_uids", "clear_session", "name_scope", "learning_phase",
            "set_learning_phase", "manual_variable_initialization", "symbolic", "eager"]
-_ = config

@@ -11,23 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import as_dtype, is_integer
-from ..ir.errors import located
 from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
 from ..ir.ops import indexing
 from ..ir.ops import shape as ops
 from ..ir.ops.leaf import constant, constant_value
-from ..ir.shapes import ShapeError, SymDim, same_dim
-from ..ir.source import user_location
+from ..ir.shapes import SymDim, same_dim
+from .arguments import argument_error, static_int, to_int32
 from .sparse import SparseTensor, sparse_concatenate, to_dense
 from .tensors import _as_tensor
 
 py_slice = slice  # `slice` is a Keras function below
-
-
-def _error(op_name: str, message: str, error=ShapeError) -> Exception:
-    """An error raised by a front-end check, named like the type rules' errors."""
-    return located(error(message), op_name, user_location())
 
 
 def shape(x) -> Value:
@@ -61,12 +55,12 @@ def _entry(item):
         if fixed is not None and fixed.ndim == 0:
             return int(fixed)
         if item.type.ndim != 0 or not is_integer(item.type.dtype):
-            raise _error("reshape", f"a target entry must be an int or an int scalar tensor, "
-                                    f"got {item.type}", TypeError)
+            raise argument_error("reshape", f"a target entry must be an int or an int scalar "
+                                            f"tensor, got {item.type}", TypeError)
         return _dim_reference(item) or item
     if item is None or isinstance(item, (bool, float)):
-        raise _error("reshape", f"a target entry must be an int or an int scalar tensor, "
-                                f"got {item!r}", TypeError)
+        raise argument_error("reshape", f"a target entry must be an int or an int scalar tensor, "
+                                        f"got {item!r}", TypeError)
     return int(item)
 
 
@@ -110,7 +104,7 @@ def _scalar(x: Value, entry) -> Value:
     if isinstance(entry, tuple):
         y, axis = entry
         return indexing.getitem(ops.shape_of(y), axis)
-    return entry if entry.type.dtype == "int32" else ew.cast(entry, dtype="int32")
+    return to_int32(entry)
 
 
 def reshape(x, shape) -> Value:
@@ -127,8 +121,8 @@ def reshape(x, shape) -> Value:
         target = shape if is_integer(shape.type.dtype) else ew.cast(shape, dtype="int32")
         length = target.type.shape[0] if target.type.ndim == 1 else None
         if not isinstance(length, int):
-            raise _error("reshape", f"a target tensor must be an int vector of known length, "
-                                    f"got {shape.type}")
+            raise argument_error("reshape", f"a target tensor must be an int vector of known "
+                                            f"length, got {shape.type}")
         return ops.reshape_dynamic(x, target, (None,) * length)
     items = [_static_item(x, e) for e in entries]
     symbols = [i for i, item in enumerate(items) if isinstance(item, SymDim)]
@@ -143,7 +137,8 @@ def reshape(x, shape) -> Value:
     return ops.reshape_dynamic(x, target, known)
 
 
-def _copied_dim(x: Value, axis: int):
+def copied_dim(x: Value, axis: int):
+    """A reshape target entry for dim `axis`: its size, or ("dim", axis) to keep a symbol."""
     dim = x.type.shape[axis]
     return dim if isinstance(dim, int) else ("dim", axis)
 
@@ -157,8 +152,8 @@ def batch_flatten(x) -> Value:
     """x as a matrix (batch, everything else); the batch dim keeps its symbol."""
     x = _as_tensor(x)
     if x.type.ndim == 0:
-        raise _error("batch_flatten", "cannot batch_flatten a scalar")
-    return ops.reshape(x, (_copied_dim(x, 0), -1))
+        raise argument_error("batch_flatten", "cannot batch_flatten a scalar")
+    return ops.reshape(x, (copied_dim(x, 0), -1))
 
 
 # --- axes -----------------------------------------------------------------------------
@@ -216,16 +211,6 @@ def stack(x, axis=0) -> Value:
     return ops.stack(_as_tensors(x), axis)
 
 
-def _static_int(value, what: str, op_name: str) -> int:
-    if isinstance(value, Value):
-        fixed = constant_value(value)
-        if fixed is None or fixed.ndim:
-            raise _error(op_name, f"{what} given as a runtime tensor is not supported; "
-                                  "give Python ints", NotImplementedError)
-        value = fixed
-    return int(value)
-
-
 def _tile_at_run_time(x: Value, n) -> Value:
     """tile with counts known only when the function runs (an int vector or int scalars)."""
     if isinstance(n, list):
@@ -250,25 +235,27 @@ def tile(x, n) -> Value:
     elif not np.ndim(n) == 0 and any(isinstance(r, Value) for r in n):
         return _tile_at_run_time(x, _as_tensors(n))
     reps = [n] if np.ndim(n) == 0 else list(n)
-    reps = [_static_int(r, "a count in `n`", "tile") for r in reps]
+    reps = [static_int(r, "a count in `n`", "tile", truncate=True) for r in reps]
     if len(reps) < x.type.ndim:
         reps = [1] * (x.type.ndim - len(reps)) + reps
     elif len(reps) != x.type.ndim:
-        raise _error("tile", f"`n` has {len(reps)} counts for a tensor of rank {x.type.ndim}")
+        raise argument_error("tile", f"`n` has {len(reps)} counts for a tensor of rank "
+                                     f"{x.type.ndim}")
     return ops.tile(x, reps)
 
 
 def repeat_elements(x, rep, axis) -> Value:
     """Each element repeated `rep` times along `axis`, like np.repeat."""
-    return ops.repeat_elements(_as_tensor(x), _static_int(rep, "rep", "repeat_elements"), axis)
+    x = _as_tensor(x)
+    return ops.repeat_elements(x, static_int(rep, "rep", "repeat_elements", truncate=True), axis)
 
 
 def repeat(x, n) -> Value:
     """A (batch, dim) matrix repeated n times along a new axis 1: (batch, n, dim)."""
     x = _as_tensor(x)
     if x.type.ndim != 2:
-        raise _error("repeat", f"repeat needs a 2D tensor, got {x.type}")
-    return ops.tile(ops.expand_dims(x, 1), (1, _static_int(n, "n", "repeat"), 1))
+        raise argument_error("repeat", f"repeat needs a 2D tensor, got {x.type}")
+    return ops.tile(ops.expand_dims(x, 1), (1, static_int(n, "n", "repeat", truncate=True), 1))
 
 
 # --- selecting --------------------------------------------------------------------------
@@ -281,8 +268,8 @@ def _vector(value, op_name: str) -> list:
             return [int(v) for v in np.ravel(fixed)]
         length = value.type.shape[0] if value.type.ndim == 1 else None
         if not isinstance(length, int):
-            raise _error(op_name, f"start and size must be int vectors of known length, "
-                                  f"got {value.type}")
+            raise argument_error(op_name, f"start and size must be int vectors of known length, "
+                                          f"got {value.type}")
         return [indexing.getitem(value, i) for i in range(length)]
     result = []
     for item in value:
@@ -292,24 +279,20 @@ def _vector(value, op_name: str) -> list:
     return result
 
 
-def _int32(value: Value) -> Value:
-    return value if value.type.dtype == "int32" else ew.cast(value, dtype="int32")
-
-
 def _slice_bounds(x: Value, axis: int, start, size) -> py_slice:
     """tf.slice's start/size on one axis as a Python slice (size -1: to the end)."""
     dim = x.type.shape[axis]
     if isinstance(start, int) and isinstance(size, int):
         end = dim if size == -1 else start + size
         if start < 0 or size < -1 or (isinstance(dim, int) and not start <= end <= dim):
-            raise _error("slice", f"start {start} and size {size} do not fit axis {axis} of "
-                                  f"shape {x.shape}")
+            raise argument_error("slice", f"start {start} and size {size} do not fit axis "
+                                          f"{axis} of shape {x.shape}")
         return py_slice(start, None if size == -1 else start + size)
     if isinstance(size, int):
-        return py_slice(start, None if size == -1 else ew.add(_int32(start), size))
-    start = _int32(start) if isinstance(start, Value) else start
+        return py_slice(start, None if size == -1 else ew.add(to_int32(start), size))
+    start = to_int32(start) if isinstance(start, Value) else start
     to_end = indexing.getitem(ops.shape_of(x), axis)
-    stop = ew.switch(ew.equal(size, -1), to_end, ew.add(start, _int32(size)))
+    stop = ew.switch(ew.equal(size, -1), to_end, ew.add(start, to_int32(size)))
     return py_slice(start, stop)
 
 
@@ -318,9 +301,9 @@ def slice(x, start, size) -> Value:
     x = _as_tensor(x)
     starts, sizes = _vector(start, "slice"), _vector(size, "slice")
     if not x.type.ndim == len(starts) == len(sizes):
-        raise _error("slice", "The dimension and the size of indices should match. "
-                              f"(rank {x.type.ndim}, {len(starts)} starts, {len(sizes)} sizes)",
-                     ValueError)
+        raise argument_error("slice", "The dimension and the size of indices should match. "
+                                      f"(rank {x.type.ndim}, {len(starts)} starts, "
+                                      f"{len(sizes)} sizes)", ValueError)
     key = tuple(_slice_bounds(x, axis, s, n) for axis, (s, n) in enumerate(zip(starts, sizes)))
     return indexing.getitem(x, key)
 
@@ -331,14 +314,17 @@ def gather(reference, indices) -> Value:
     if not isinstance(indices, Value):
         indices = np.asarray(indices)
         if indices.dtype.kind not in "iu":
-            raise _error("gather", f"indices must be integers, got {indices.dtype}", TypeError)
+            raise argument_error("gather", f"indices must be integers, got {indices.dtype}",
+                                 TypeError)
         indices = constant(indices.astype(np.int32))
     return indexing.gather(reference, indices)
 
 
 def one_hot(indices, num_classes) -> Value:
     """float32 one-hot vectors of length num_classes along a new last axis (tf.one_hot)."""
-    return indexing.one_hot(_as_tensor(indices), _static_int(num_classes, "num_classes", "one_hot"))
+    indices = _as_tensor(indices)
+    return indexing.one_hot(indices, static_int(num_classes, "num_classes", "one_hot",
+                                                truncate=True))
 
 
 def _range_dtype(*bounds) -> str:

@@ -27,14 +27,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..ir.errors import FeedError, located
+from ..ir.errors import FeedError
 from ..ir.graph import Value
 from ..ir.ops import indexing, leaf
 from ..ir.ops import shape as shape_ops
 from ..ir.ops import sparse as sparse_ops
-from ..ir.shapes import ShapeError, SymDim, format_shape, from_user, merge_dim
+from ..ir.shapes import SymDim, format_shape, from_user, merge_dim
 from ..ir.source import user_location
 from ..ir.types import TensorType, Typed
+from .arguments import argument_error
 
 
 class SparseTensor(Typed):
@@ -121,9 +122,8 @@ def sparse_concatenate(tensors: list, axis: int) -> SparseTensor:
     ndim = tensors[0].ndim
     axis = axis % ndim if -ndim <= axis < ndim else axis
     if not 0 <= axis < ndim or any(t.ndim != ndim for t in tensors):
-        raise located(ShapeError(f"cannot join sparse tensors of ranks "
-                                 f"{[t.ndim for t in tensors]} along axis {axis}"),
-                      "concatenate", user_location())
+        raise argument_error("concatenate", f"cannot join sparse tensors of ranks "
+                                            f"{[t.ndim for t in tensors]} along axis {axis}")
     unit = leaf.constant(np.eye(ndim, dtype=np.int64)[axis])  # moves only the joined axis
     offset = leaf.constant(np.int64(0))
     indices = []
@@ -141,10 +141,9 @@ def sparse_concatenate(tensors: list, axis: int) -> SparseTensor:
 
 def _check_matrix(x, side: str) -> None:
     if x.type.ndim != 2:
-        error = ShapeError(f"a dot product with a sparse operand needs two matrices (as "
-                           f"tf.sparse.sparse_dense_matmul); the {side} operand has shape "
-                           f"{format_shape(x.type.shape)}")
-        raise located(error, "dot", user_location())
+        raise argument_error("dot", f"a dot product with a sparse operand needs two matrices (as "
+                                    f"tf.sparse.sparse_dense_matmul); the {side} operand has "
+                                    f"shape {format_shape(x.type.shape)}")
 
 
 def sparse_dot(x, y) -> Value:
@@ -154,8 +153,8 @@ def sparse_dot(x, y) -> Value:
     Keras' TensorFlow backend cannot do) is computed as (sparse^T @ dense^T)^T.
     """
     if isinstance(x, SparseTensor) and isinstance(y, SparseTensor):
-        raise located(TypeError("both operands are sparse; densify one with K.to_dense"),
-                      "dot", user_location())
+        raise argument_error("dot", "both operands are sparse; densify one with K.to_dense",
+                             TypeError)
     _check_matrix(x, "left")
     _check_matrix(y, "right")
     if isinstance(x, SparseTensor):
