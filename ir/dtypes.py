@@ -39,6 +39,30 @@ def is_integer(dtype: str) -> bool:
     return dtype in INT_DTYPES
 
 
+def require_float(dtype: str, what: str, kind: str = "tensor") -> str:
+    """`dtype` if it is a float dtype, else a DTypeError: "{what} must be a float {kind}"."""
+    if not is_floating(dtype):
+        raise DTypeError(f"{what} must be a float {kind}, got {dtype}, which is not a float "
+                         "dtype")
+    return dtype
+
+
+def require_integer(dtype: str, what: str, kind: str = "tensor") -> str:
+    """`dtype` if it is an integer dtype, else a DTypeError: "{what} must be an int {kind}"."""
+    if not is_integer(dtype):
+        raise DTypeError(f"{what} must be an int {kind}, got {dtype}, which does not hold "
+                         "integers")
+    return dtype
+
+
+def require_numeric(dtype: str, what: str, kind: str = "tensor") -> str:
+    """`dtype` if it holds numbers (a float or an int, not bool), else a DTypeError."""
+    if not (is_floating(dtype) or is_integer(dtype)):
+        raise DTypeError(f"{what} must be a numeric {kind}, got {dtype}; cast it first "
+                         "(K.cast(x, 'int32') or K.cast(x, K.floatx()))")
+    return dtype
+
+
 @lru_cache(maxsize=None)
 def numpy_dtype(dtype: str) -> np.dtype:
     return np.dtype(dtype)

@@ -142,6 +142,37 @@ def merge_dim(a, b, what: str = "dimensions"):
     return a
 
 
+def merge_shapes(a: Shape, b: Shape, what: str, except_axis: int | None = None) -> Shape:
+    """Two shapes that must be equal: the more known dim at each axis, symbols unified.
+
+    `what` names the two shapes, in order ("target and output"); a mismatch in
+    rank or in a dim raises a ShapeError naming both. The dims at `except_axis`
+    (concatenation's axis) are not compared; a's is kept.
+    """
+    if len(a) != len(b):
+        raise ShapeError(f"{what}: shapes {format_shape(a)} and {format_shape(b)} "
+                         "differ in rank")
+    dims = []
+    for axis, (x, y) in enumerate(zip(a, b)):
+        if axis == except_axis:
+            dims.append(x)
+            continue
+        try:
+            dims.append(merge_dim(x, y))
+        except ShapeError:
+            raise ShapeError(f"{what}: shapes {format_shape(a)} and {format_shape(b)} "
+                             f"differ on axis {axis}") from None
+    return tuple(dims)
+
+
+def scaled_dim(dim, factor: int, offset: int = 0):
+    """dim * factor + offset: known when dim is, dim's own symbol when that leaves it
+    unchanged (factor 1, offset 0), else a fresh symbol."""
+    if isinstance(dim, int):
+        return dim * factor + offset
+    return dim if factor == 1 and offset == 0 else SymDim()
+
+
 class SymbolicSize:
     """A product of known sizes and symbols: the element count of a shape."""
 

@@ -232,7 +232,7 @@ def test_in_top_k_bad_targets_and_scores_are_false():
 
 def test_in_top_k_errors():
     p = K.placeholder((None, 5))
-    with pytest.raises(ValueError, match=r"in_top_k.*targets must be an int vector"):
+    with pytest.raises(TypeError, match=r"in_top_k.*targets must be an int vector"):
         K.in_top_k(p, K.placeholder((None,)), 1)
     with pytest.raises(ValueError, match="batch sizes"):
         K.in_top_k(K.placeholder((4, 5)), K.placeholder((3,), dtype="int32"), 1)

@@ -21,12 +21,11 @@ family differentiates itself:
 Depthwise, separable and unshared-weight (local) convolutions are the same
 patches with other contractions. Both ops read channels-last or
 channels-first input (`data_format`); patches are always channels-last.
-Spatial sizes may be unknown (SymDim); window sizes are attributes.
+Spatial sizes may be unknown (SymDim); window sizes are attributes. The
+window geometry (positions, padding, tap slices) is in windows.py, shared
+with pooling.
 """
 from __future__ import annotations
-
-import itertools
-from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -35,68 +34,9 @@ from ..dtypes import is_integer
 from ..shapes import ShapeError, SymDim, format_shape, merge_dim
 from ..types import TensorType
 from .registry import REQUIRED, OpDef, Sample, apply, register
-
-PADDINGS = ("valid", "same", "causal")
-DATA_FORMATS = ("channels_last", "channels_first")
-
-
-# --- window geometry ---------------------------------------------------------------
-
-def window_span(window: int, dilation: int) -> int:
-    """How many input positions a dilated window covers."""
-    return dilation * (window - 1) + 1
-
-
-@lru_cache(maxsize=4096)
-def geometry(size: int, window: int, stride: int, dilation: int, padding: str):
-    """(output positions, padding before, padding after) along one spatial axis.
-
-    'same' pads as TensorFlow does (the odd element after), giving
-    ceil(size / stride) positions; 'causal' pads only before, by the window
-    span less one (Keras' causal conv1d), giving as many.
-    """
-    span = window_span(window, dilation)
-    if padding == "valid":
-        if size < span:
-            raise ShapeError(f"a 'valid' window spanning {span} does not fit in size {size}")
-        return (size - span) // stride + 1, 0, 0
-    out = -(-size // stride)
-    if padding == "causal":
-        return out, span - 1, 0
-    total = max((out - 1) * stride + span - size, 0)
-    return out, total // 2, total - total // 2
-
-
-def output_dim(size, window: int, stride: int, dilation: int, padding: str):
-    """The number of window positions along an axis of (possibly symbolic) `size`."""
-    if isinstance(size, int):
-        return geometry(size, window, stride, dilation, padding)[0]
-    keeps_size = stride == 1 and (padding != "valid" or window_span(window, dilation) == 1)
-    return size if keeps_size else SymDim()
-
-
-def spatial_axes(ndim: int, data_format: str) -> tuple[int, ...]:
-    """Axes of the spatial dims of a rank-`ndim` tensor in `data_format`."""
-    return tuple(range(2, ndim)) if data_format == "channels_first" else tuple(range(1, ndim - 1))
-
-
-def channel_axis(ndim: int, data_format: str) -> int:
-    return 1 if data_format == "channels_first" else ndim - 1
-
-
-def _check_attrs(kernel_size, strides, dilation, padding, data_format) -> None:
-    rank = len(kernel_size)
-    if len(strides) != rank or len(dilation) != rank:
-        raise ShapeError(f"kernel_size {kernel_size}, strides {strides} and dilation {dilation} "
-                         "must have one entry per spatial axis")
-    if min(kernel_size + strides + dilation, default=1) < 1:
-        raise ShapeError(f"kernel_size {kernel_size}, strides {strides} and dilation {dilation} "
-                         "must be positive")
-    if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-    if data_format not in DATA_FORMATS:
-        raise ValueError(f"data_format must be one of {DATA_FORMATS}, got {data_format!r}")
-
+from .windows import (channel_axis, check_window_attrs, check_window_input, output_dim,
+                      spatial_axes, window_layout, window_positions)
+from .windows import geometry  # noqa: F401  (graphk/backend/conv.py reads conv_ops.geometry)
 
 # --- NumPy kernels ------------------------------------------------------------------
 
@@ -104,35 +44,9 @@ def _channels_last(x: np.ndarray, data_format: str) -> np.ndarray:
     return np.moveaxis(x, 1, -1) if data_format == "channels_first" else x
 
 
-class _Layout:
-    """Where each window tap reads, for one input size: computed once per size and cached."""
-
-    def __init__(self, spatial, kernel_size, strides, dilation, padding):
-        plan = [geometry(size, k, s, d, padding)
-                for size, k, s, d in zip(spatial, kernel_size, strides, dilation)]
-        self.positions = tuple(out for out, _, _ in plan)
-        self.pads = tuple((before, after) for _, before, after in plan)
-        self.padded = any(before or after for before, after in self.pads)
-        self.padded_spatial = tuple(size + before + after
-                                    for size, (before, after) in zip(spatial, self.pads))
-        self.crop = tuple(slice(before, before + size)
-                          for size, (before, _) in zip(spatial, self.pads))
-        lead = (slice(None),) * (1 + len(kernel_size))  # batch and positions
-        # Per tap: (the tap, its index into the patches, the slice of the padded input it reads)
-        self.taps = [(tap, lead + tap, (slice(None),) + tuple(
-                          slice(t * d, t * d + (out - 1) * s + 1, s)
-                          for t, out, s, d in zip(tap, self.positions, strides, dilation)))
-                     for tap in itertools.product(*map(range, kernel_size))]
-
-
-@lru_cache(maxsize=1024)
-def _layout(spatial, kernel_size, strides, dilation, padding) -> _Layout:
-    return _Layout(spatial, kernel_size, strides, dilation, padding)
-
-
 def _extract_patches_kernel(x, kernel_size, strides, dilation, padding, data_format):
     x = _channels_last(x, data_format)
-    layout = _layout(x.shape[1:-1], kernel_size, strides, dilation, padding)
+    layout = window_layout(x.shape[1:-1], kernel_size, strides, dilation, padding)
     if layout.padded:
         x = np.pad(x, ((0, 0),) + layout.pads + ((0, 0),))
     shape = (x.shape[0],) + layout.positions + tuple(kernel_size) + (x.shape[-1],)
@@ -140,8 +54,9 @@ def _extract_patches_kernel(x, kernel_size, strides, dilation, padding, data_for
         # One channel: the strided copy below would move 1-element runs; copying one
         # whole shifted slice per window tap is about 2.5x faster (measured).
         patches = np.empty(shape, x.dtype)
-        for _, target, source in layout.taps:
-            patches[target] = x[source]
+        lead = (slice(None),) * (1 + len(kernel_size))  # batch and positions
+        for tap, source in layout.taps:
+            patches[lead + tap] = x[(slice(None),) + source]
         return patches
     step = x.strides[1:-1]
     view = as_strided(x, shape, (x.strides[0],)
@@ -167,7 +82,7 @@ def resolve_spatial(output_spatial, extras) -> tuple[int, ...]:
 def _scatter_patches_kernel(patches, *extras, output_spatial, kernel_size, strides, dilation,
                             padding, data_format):
     spatial = resolve_spatial(output_spatial, extras)
-    layout = _layout(spatial, kernel_size, strides, dilation, padding)
+    layout = window_layout(spatial, kernel_size, strides, dilation, padding)
     result = np.zeros((patches.shape[0],) + layout.padded_spatial + (patches.shape[-1],),
                       patches.dtype)
     # One strided add per window tap: taps overlap in the input, so a single
@@ -179,11 +94,12 @@ def _scatter_patches_kernel(patches, *extras, output_spatial, kernel_size, strid
         # contiguous, about 2x faster overall for 2 to 8 channels (measured).
         by_tap = np.ascontiguousarray(np.moveaxis(patches, range(1 + rank, 1 + 2 * rank),
                                                   range(rank)))
-        for tap, _, target in layout.taps:
-            result[target] += by_tap[tap]
+        for tap, target in layout.taps:
+            result[(slice(None),) + target] += by_tap[tap]
     else:
-        for _, source, target in layout.taps:
-            result[target] += patches[source]
+        lead = (slice(None),) * (1 + rank)  # batch and positions
+        for tap, target in layout.taps:
+            result[(slice(None),) + target] += patches[lead + tap]
     if layout.padded:
         result = result[(slice(None),) + layout.crop]
     return np.moveaxis(result, -1, 1) if data_format == "channels_first" else result
@@ -192,23 +108,14 @@ def _scatter_patches_kernel(patches, *extras, output_spatial, kernel_size, strid
 # --- type rules -----------------------------------------------------------------------
 
 def _patches_shape(x: TensorType, kernel_size, strides, dilation, padding, data_format):
-    rank = len(kernel_size)
-    if x.ndim != rank + 2:
-        raise ShapeError(f"a {rank}-d window needs an input of rank {rank + 2} "
-                         f"(batch, spatial..., channels), got shape {format_shape(x.shape)}")
-    positions = []
-    for axis, k, s, d in zip(spatial_axes(x.ndim, data_format), kernel_size, strides, dilation):
-        try:
-            positions.append(output_dim(x.shape[axis], k, s, d, padding))
-        except ShapeError as error:
-            raise ShapeError(f"input shape {format_shape(x.shape)}, axis {axis}: {error}") \
-                from None
+    check_window_input(x.shape, len(kernel_size), data_format)
+    positions = window_positions(x.shape, data_format, kernel_size, strides, dilation, padding)
     channels = x.shape[channel_axis(x.ndim, data_format)]
-    return (x.shape[0],) + tuple(positions) + tuple(kernel_size) + (channels,)
+    return (x.shape[0],) + positions + tuple(kernel_size) + (channels,)
 
 
 def _extract_patches_infer(x, kernel_size, strides, dilation, padding, data_format):
-    _check_attrs(kernel_size, strides, dilation, padding, data_format)
+    check_window_attrs(kernel_size, strides, dilation, padding, data_format)
     return TensorType(x.dtype, _patches_shape(x, kernel_size, strides, dilation, padding,
                                               data_format))
 
@@ -233,7 +140,7 @@ def _spatial_types(output_spatial, extras) -> tuple:
 
 def _scatter_patches_infer(patches, *extras, output_spatial, kernel_size, strides, dilation,
                            padding, data_format):
-    _check_attrs(kernel_size, strides, dilation, padding, data_format)
+    check_window_attrs(kernel_size, strides, dilation, padding, data_format)
     rank = len(kernel_size)
     if patches.ndim != 2 * rank + 2 or len(output_spatial) != rank:
         raise ShapeError(f"patches of a {rank}-d window have rank {2 * rank + 2} and "

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import DTypeError, is_floating, is_integer
+from ..dtypes import require_float, require_integer
 from ..shapes import ShapeError, SymDim, format_shape, merge_dim
 from ..types import TensorType
 from .kernels import ignoring_underflow, in_float32, log_softmax
@@ -41,22 +41,25 @@ from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, regist
 
 
 def _check_logits(logits: TensorType) -> None:
-    if logits.ndim != 3 or not is_floating(logits.dtype):
+    if logits.ndim != 3:
         raise ShapeError(f"logits must be a float tensor (batch, time, classes), got {logits}")
+    require_float(logits.dtype, "logits", "tensor (batch, time, classes)")
 
 
 def _check_lengths(lengths: TensorType, batch, what: str):
-    if lengths.ndim != 1 or not is_integer(lengths.dtype):
-        raise DTypeError(f"{what} must be an integer vector (batch,), got {lengths}")
+    if lengths.ndim != 1:
+        raise ShapeError(f"{what} must be an integer vector (batch,), got {lengths}")
+    require_integer(lengths.dtype, what, "vector (batch,)")
     return merge_dim(batch, lengths.shape[0], f"batch size and {what} length")
 
 
 def _loss_inputs_batch(logits, labels, input_length, label_length):
     """The batch dim all four inputs share (ShapeError naming the one that differs)."""
     _check_logits(logits)
-    if labels.ndim != 2 or not is_integer(labels.dtype):
-        raise DTypeError(f"labels must be an integer matrix (batch, max_label_length), "
+    if labels.ndim != 2:
+        raise ShapeError(f"labels must be an integer matrix (batch, max_label_length), "
                          f"got {labels}")
+    require_integer(labels.dtype, "labels", "matrix (batch, max_label_length)")
     try:
         batch = merge_dim(logits.shape[0], labels.shape[0])
     except ShapeError:

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import DTypeError, is_floating
-from ..shapes import ShapeError, SymDim, format_shape, merge_dim
+from ..dtypes import DTypeError, is_floating, require_numeric
+from ..shapes import ShapeError, format_shape, merge_dim, merge_shapes, scaled_dim
 from ..types import TensorType
 from .reduce import reduce_sum
 from .registry import REQUIRED, OpDef, Sample, apply, register
@@ -41,24 +41,19 @@ def _check_paddings(paddings, ndim: int) -> None:
                          f"per axis of a tensor of rank {ndim}")
 
 
-def _padded_dim(dim, before: int, after: int):
-    if isinstance(dim, int):
-        return dim + before + after
-    return dim if before == after == 0 else SymDim()
+def _padded_shape(shape: tuple, paddings) -> tuple:
+    return tuple(scaled_dim(d, 1, before + after) for d, (before, after) in zip(shape, paddings))
 
 
 def _pad_infer(x, paddings):
     _check_paddings(paddings, x.ndim)
-    return TensorType(x.dtype, tuple(_padded_dim(d, *p) for d, p in zip(x.shape, paddings)))
+    return TensorType(x.dtype, _padded_shape(x.shape, paddings))
 
 
 def _unpad_infer(g, like, paddings):
     _check_paddings(paddings, like.ndim)
-    expected = tuple(_padded_dim(d, *p) for d, p in zip(like.shape, paddings))
-    if g.ndim != like.ndim or any(isinstance(a, int) and isinstance(b, int) and a != b
-                                  for a, b in zip(g.shape, expected)):
-        raise ShapeError(f"cotangent {format_shape(g.shape)} is not the padded shape "
-                         f"{format_shape(expected)}")
+    merge_shapes(_padded_shape(like.shape, paddings), g.shape,
+                 "the padded shape and the cotangent")
     return TensorType(g.dtype, like.shape)
 
 
@@ -177,15 +172,13 @@ def _check_resize(x: TensorType, axes, factors) -> None:
 def _resized_shape(shape: tuple, axes, factors) -> tuple:
     shape = list(shape)
     for axis, factor in zip(axes, factors):
-        dim = shape[axis]
-        shape[axis] = dim * factor if isinstance(dim, int) else (dim if factor == 1 else SymDim())
+        shape[axis] = scaled_dim(shape[axis], factor)
     return tuple(shape)
 
 
 def _resized_dtype(dtype: str) -> str:
     """Floats keep their dtype; other inputs give float32, as TensorFlow's op always does."""
-    if dtype == "bool":
-        raise DTypeError("bilinear resizing of a bool tensor is not defined; cast it first")
+    require_numeric(dtype, "bilinear resizing's input")
     return dtype if is_floating(dtype) else "float32"
 
 
@@ -196,11 +189,8 @@ def _resize_bilinear_infer(x, axes, factors):
 
 def _resize_bilinear_grad_infer(g, like, axes, factors):
     _check_resize(like, axes, factors)
-    expected = _resized_shape(like.shape, axes, factors)
-    if g.ndim != like.ndim or any(isinstance(a, int) and isinstance(b, int) and a != b
-                                  for a, b in zip(g.shape, expected)):
-        raise ShapeError(f"cotangent {format_shape(g.shape)} is not the resized shape "
-                         f"{format_shape(expected)}")
+    merge_shapes(_resized_shape(like.shape, axes, factors), g.shape,
+                 "the resized shape and the cotangent")
     return TensorType(g.dtype, like.shape)
 
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..dtypes import DTypeError, is_integer
+from ..dtypes import DTypeError, is_integer, require_integer
 from ..errors import located
 from ..graph import Value
 from ..shapes import ShapeError, SymDim, format_shape
@@ -244,20 +244,15 @@ def take_slice(x: Value, axis: int, start, stop) -> Value:
 
 # --- gathering by index ----------------------------------------------------------------
 
-def _check_indices(indices, what: str) -> None:
-    if not is_integer(indices.dtype):
-        raise DTypeError(f"{what} indices must be integers, got {indices.dtype}")
-
-
 def _gather_infer(reference, indices):
-    _check_indices(indices, "gather")
+    require_integer(indices.dtype, "gather indices")
     if reference.ndim == 0:
         raise ShapeError("gather needs a reference of rank >= 1, got a scalar")
     return TensorType(reference.dtype, indices.shape + reference.shape[1:])
 
 
 def _gather_grad_infer(g, indices, like):
-    _check_indices(indices, "gather_grad")
+    require_integer(indices.dtype, "gather_grad indices")
     if g.ndim != indices.ndim + like.ndim - 1:
         raise ShapeError(f"cotangent {g} does not fit indices {indices} into {like}")
     return TensorType(g.dtype, like.shape)
@@ -301,7 +296,7 @@ def gather_grad(g: Value, indices: Value, like: Value) -> Value:
 
 
 def _one_hot_infer(indices, num_classes):
-    _check_indices(indices, "one_hot")
+    require_integer(indices.dtype, "one_hot indices")
     if num_classes < 0:
         raise ShapeError(f"num_classes must be >= 0, got {num_classes}")
     return TensorType("float32", indices.shape + (num_classes,))

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..dtypes import DTypeError, is_floating
 from ..graph import Graph, Value, topological_order
-from ..shapes import ShapeError, SymDim, format_shape, merge_dim
+from ..shapes import ShapeError, SymDim, format_shape, merge_dim, merge_shapes
 from ..source import location_override
 from ..types import TensorType
 from . import elementwise as ew
@@ -73,15 +73,8 @@ def _merged_type(want: TensorType, have: TensorType, what: str) -> TensorType:
     """The type two descriptions of one value agree on (known sizes win), or raise."""
     if want.dtype != have.dtype:
         raise DTypeError(f"{what}: expected dtype {want.dtype}, the body has {have.dtype}")
-    if want.ndim != have.ndim:
-        raise ShapeError(f"{what}: expected shape {format_shape(want.shape)}, the body has "
-                         f"{format_shape(have.shape)}")
-    try:
-        dims = tuple(merge_dim(a, b) for a, b in zip(want.shape, have.shape))
-    except ShapeError:
-        raise ShapeError(f"{what}: expected shape {format_shape(want.shape)}, the body has "
-                         f"{format_shape(have.shape)}") from None
-    return TensorType(want.dtype, dims)
+    shape = merge_shapes(want.shape, have.shape, f"{what}, expected and in the body")
+    return TensorType(want.dtype, shape)
 
 
 def _sequence_length(sequence_types) -> object:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import DTypeError, is_floating, promote
-from ..shapes import ShapeError, SymbolicSize, format_shape, merge_dim
+from ..dtypes import DTypeError, promote, require_float
+from ..shapes import ShapeError, SymbolicSize, format_shape, merge_shapes
 from ..types import TensorType
 from . import elementwise as ew
 from .leaf import constant
@@ -30,21 +30,6 @@ from .registry import REQUIRED, OpDef, Sample, apply, register
 # --- shared type rules ------------------------------------------------------------------
 
 
-def _check_float(type: TensorType, what: str) -> None:
-    if not is_floating(type.dtype):
-        raise DTypeError(f"{what} must be a float tensor, got {type.dtype}")
-
-
-def _same_shape(a: tuple, b: tuple, what: str) -> tuple:
-    """Two shapes that must be equal (symbols unified), or a ShapeError naming both."""
-    if len(a) != len(b):
-        raise ShapeError(f"{what}: shapes {format_shape(a)} and {format_shape(b)} differ")
-    try:
-        return tuple(merge_dim(x, y) for x, y in zip(a, b))
-    except ShapeError:
-        raise ShapeError(f"{what}: shapes {format_shape(a)} and {format_shape(b)} differ") from None
-
-
 def _without(shape: tuple, axis: int) -> tuple:
     return shape[:axis] + shape[axis + 1:]
 
@@ -52,21 +37,21 @@ def _without(shape: tuple, axis: int) -> tuple:
 def _check_cotangent(g: TensorType, reduced: tuple) -> None:
     """A loss cotangent is the loss's shape, or a scalar (used by the second-order rules)."""
     if g.ndim:
-        _same_shape(g.shape, reduced, "the cotangent and the loss")
+        merge_shapes(g.shape, reduced, "the cotangent and the loss")
 
 
 def _with_cotangent_infer(y: TensorType, g: TensorType, axis: int) -> TensorType:
-    _check_float(y, "the input")
+    require_float(y.dtype, "the input")
     check_canonical_axis(axis, y.ndim)
-    return TensorType(promote(y.dtype, g.dtype), _same_shape(y.shape, g.shape, "input and "
-                                                                               "cotangent"))
+    shape = merge_shapes(y.shape, g.shape, "input and cotangent")
+    return TensorType(promote(y.dtype, g.dtype), shape)
 
 
 def _loss_infer(target: TensorType, output: TensorType, axis: int, **_) -> TensorType:
-    _check_float(output, "the output")
-    _check_float(target, "the target")
+    require_float(output.dtype, "the output")
+    require_float(target.dtype, "the target")
     check_canonical_axis(axis, output.ndim)
-    shape = _same_shape(target.shape, output.shape, "target and output")
+    shape = merge_shapes(target.shape, output.shape, "target and output")
     return TensorType(promote(target.dtype, output.dtype), _without(shape, axis))
 
 
@@ -74,7 +59,7 @@ def _loss_grad_infer(target: TensorType, output: TensorType, g: TensorType, axis
     """The gradient has the output's shape and the loss's dtype (kernels scale by g in place)."""
     loss = _loss_infer(target, output, axis)
     _check_cotangent(g, loss.shape)
-    return TensorType(loss.dtype, _same_shape(target.shape, output.shape, "target and output"))
+    return TensorType(loss.dtype, merge_shapes(target.shape, output.shape, "target and output"))
 
 
 # --- kernel helpers ------------------------------------------------------------------------
@@ -123,7 +108,7 @@ def _sum_keep(x, axis: int):
 
 
 def _softmax_infer(x: TensorType, axis: int) -> TensorType:
-    _check_float(x, "softmax's input")
+    require_float(x.dtype, "softmax's input")
     check_canonical_axis(axis, x.ndim)
     return x
 
@@ -182,7 +167,7 @@ def log_softmax(x, axis: int):
 
 
 def _l2_normalize_infer(x: TensorType, axes, epsilon) -> TensorType:
-    _check_float(x, "l2_normalize's input")
+    require_float(x.dtype, "l2_normalize's input")
     if not isinstance(axes, tuple) or tuple(sorted(set(axes))) != axes or any(
             not isinstance(a, int) or not 0 <= a < x.ndim for a in axes):
         raise ShapeError(f"axes {axes!r} must be distinct sorted ints in [0, {x.ndim})")
@@ -278,14 +263,14 @@ def softmax_cross_entropy_grad(target, logits, g, axis: int):
 def _sparse_infer(labels: TensorType, logits: TensorType, axis: int) -> TensorType:
     """Labels hold one class per position of the loss; like TensorFlow's backend, any
     labels shape with that many elements is accepted ((batch,) and (batch, 1) alike)."""
-    _check_float(logits, "the logits")
+    require_float(logits.dtype, "the logits")
     if labels.dtype == "bool":
         raise DTypeError("labels must be ints (or floats holding ints), got bool")
     check_canonical_axis(axis, logits.ndim)
     loss = _without(logits.shape, axis)
     squeezed = tuple(d for d in labels.shape if d != 1)
     if len(squeezed) == len(tuple(d for d in loss if d != 1)):
-        _same_shape(squeezed, tuple(d for d in loss if d != 1), "labels and loss positions")
+        merge_shapes(squeezed, tuple(d for d in loss if d != 1), "labels and loss positions")
     else:
         have, want = SymbolicSize(labels.shape), SymbolicSize(loss)
         if have.symbols == want.symbols and have.factor != want.factor:

@@ -22,9 +22,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..dtypes import DTypeError, is_floating, is_integer
+from ..dtypes import DTypeError, require_float, require_integer
 from ..graph import Value
-from ..shapes import ShapeError, format_shape, merge_dim
+from ..shapes import ShapeError, format_shape, merge_dim, merge_shapes
 from ..types import TensorType
 from . import elementwise as ew
 from .leaf import constant
@@ -135,23 +135,15 @@ def _batch_norm_train_grad(gy, x, *params, axes, epsilon, scale):
 
 def _kept_type(x: TensorType, axes, params, names) -> TensorType:
     """The type of the per-channel tensors; each parameter must have it."""
-    if not is_floating(x.dtype):
-        raise DTypeError(f"batch normalization needs a float tensor, got {x}")
+    require_float(x.dtype, "batch normalization's input")
     check_canonical_axes(axes, x.ndim)
-    kept = list(reduced_shape(x.shape, axes, False))
+    kept = reduced_shape(x.shape, axes, False)
     for name, param in zip(names, params):
         if param.dtype != x.dtype:
             raise DTypeError(f"{name} has dtype {param.dtype}, x has {x.dtype}")
-        mismatch = ShapeError(f"{name} of shape {format_shape(param.shape)} does not match the "
-                              f"shape {format_shape(tuple(kept))} that x "
-                              f"{format_shape(x.shape)} keeps when reduced over axes {axes}")
-        if param.ndim != len(kept):
-            raise mismatch
-        try:
-            kept = [merge_dim(k, d) for k, d in zip(kept, param.shape)]
-        except ShapeError:
-            raise mismatch from None
-    return TensorType(x.dtype, tuple(kept))
+        kept = merge_shapes(kept, param.shape, f"the shape x {format_shape(x.shape)} keeps "
+                                               f"over axes {axes}, and {name}")
+    return TensorType(x.dtype, kept)
 
 
 def _param_names(scale: bool, center: bool) -> list:
@@ -173,10 +165,9 @@ def _batch_norm_train_infer(x, *params, axes, epsilon, scale, center):
 def _batch_norm_train_grad_infer(gy, x, *params, axes, epsilon, scale):
     names = (["gamma"] if scale else []) + ["mean", "var"]
     _check_count(params, names)
-    if gy.dtype != x.dtype or gy.ndim != x.ndim:
-        raise ShapeError(f"cotangent {gy} does not fit x {x}")
-    shape = tuple(merge_dim(g, d, "cotangent and x dimensions") for g, d in zip(gy.shape, x.shape))
-    x = TensorType(x.dtype, shape)
+    if gy.dtype != x.dtype:
+        raise DTypeError(f"the cotangent has dtype {gy.dtype}, x has {x.dtype}")
+    x = TensorType(x.dtype, merge_shapes(gy.shape, x.shape, "the cotangent and x"))
     kept = _kept_type(x, axes, params, names)
     return x, kept, kept
 
@@ -293,10 +284,12 @@ def _batch_norm_train_grad_vjp(node, cotangents):
 
 
 def _in_top_k_infer(predictions, targets, k):
-    if predictions.ndim != 2 or not is_floating(predictions.dtype):
+    if predictions.ndim != 2:
         raise ShapeError(f"predictions must be a float matrix (batch, classes), got {predictions}")
-    if targets.ndim != 1 or not is_integer(targets.dtype):
+    require_float(predictions.dtype, "predictions", "matrix (batch, classes)")
+    if targets.ndim != 1:
         raise ShapeError(f"targets must be an int vector (batch,), got {targets}")
+    require_integer(targets.dtype, "targets", "vector (batch,)")
     if not isinstance(k, int) or isinstance(k, bool):
         raise TypeError(f"k must be an int, got {k!r}")
     batch = merge_dim(predictions.shape[0], targets.shape[0],

@@ -7,7 +7,8 @@ int per spatial axis; 2 for images, 3 for volumes), `padding` ('valid' or
 TensorFlow's: the output has ceil(size / stride) positions and the padding
 needed for that is split with the smaller half before. Padded positions never
 win a max, and a mean divides by the number of real (unpadded) elements in
-its window.
+its window. The window geometry is the convolutions' (ir/ops/windows.py): a
+pool is a window with dilation 1.
 
 Kernels loop over the few window *taps* (offsets inside the window, 4 for a
 2x2 pool), never over pixels: tap (i, j) is the strided view
@@ -25,75 +26,31 @@ tensor at each window's first maximum) and `avg_pool` itself.
 """
 from __future__ import annotations
 
-from itertools import product
+from functools import lru_cache
 
 import numpy as np
 
-from ..dtypes import DTypeError, is_floating
-from ..shapes import ShapeError, SymDim, format_shape, merge_dim
+from ..dtypes import require_float, require_numeric
+from ..shapes import ShapeError, SymDim, format_shape, merge_dim, merge_shapes
 from ..types import TensorType
 from .registry import REQUIRED, OpDef, Sample, apply, register
+from .windows import (POOL_PADDINGS, check_window_attrs, check_window_input, spatial_axes,
+                      window_layout, window_positions)
 
-PADDINGS = ("valid", "same")
-DATA_FORMATS = ("channels_last", "channels_first")
-
-# --- geometry: which axes are spatial, how many outputs, how much padding ----------------
-
-
-def spatial_axes(ndim: int, data_format: str) -> tuple[int, ...]:
-    """The spatial axes of a (batch, ..., channels) or (batch, channels, ...) tensor."""
-    first = 2 if data_format == "channels_first" else 1
-    return tuple(range(first, first + ndim - 2))
+# --- geometry: windows.py's, with dilation 1 --------------------------------------------------
 
 
-def _check_attrs(x: TensorType, pool_size, strides, padding, data_format) -> None:
-    rank = len(pool_size)
-    if len(strides) != rank:
-        raise ShapeError(f"pool_size {pool_size} and strides {strides} must have one entry "
-                         "per spatial axis each")
-    for what, values in (("pool_size", pool_size), ("strides", strides)):
-        if any(not isinstance(v, int) or v < 1 for v in values):
-            raise ShapeError(f"{what} {values} must hold ints >= 1")
-    if padding not in PADDINGS:
-        raise ShapeError(f"padding {padding!r} must be 'valid' or 'same'")
-    if data_format not in DATA_FORMATS:
-        raise ShapeError(f"data_format {data_format!r} must be 'channels_last' or "
-                         "'channels_first'")
-    if x.ndim != rank + 2:
-        layout = ("(batch, channels, *spatial)" if data_format == "channels_first"
-                  else "(batch, *spatial, channels)")
-        raise ShapeError(f"{rank}D pooling needs a tensor of rank {rank + 2} {layout}, "
-                         f"got shape {format_shape(x.shape)}")
-
-
-def _output_dim(dim, size: int, stride: int, padding: str, axis: int):
-    """The number of windows along one spatial axis (a symbol when the size is unknown)."""
-    if not isinstance(dim, int):
-        keeps_size = stride == 1 and (padding == "same" or size == 1)
-        return dim if keeps_size else SymDim()
-    if padding == "same":
-        return -(-dim // stride)
-    if dim < size:
-        raise ShapeError(f"the pool window ({size}) is larger than spatial axis {axis} "
-                         f"(size {dim}) with 'valid' padding")
-    return (dim - size) // stride + 1
+def _ones(pool_size) -> tuple:
+    return (1,) * len(pool_size)
 
 
 def pooled_shape(x: TensorType, pool_size, strides, padding, data_format) -> tuple:
-    _check_attrs(x, pool_size, strides, padding, data_format)
-    shape = list(x.shape)
-    for axis, size, stride in zip(spatial_axes(x.ndim, data_format), pool_size, strides):
-        shape[axis] = _output_dim(shape[axis], size, stride, padding, axis)
-    return tuple(shape)
-
-
-def _axis_windows(n: int, size: int, stride: int, padding: str) -> tuple[int, int, int]:
-    """(number of windows, padding before, padding after) along one axis of runtime size n."""
-    if padding == "valid":
-        return max((n - size) // stride + 1, 0), 0, 0
-    out = -(-n // stride)
-    total = max((out - 1) * stride + size - n, 0)
-    return out, total // 2, total - total // 2  # TensorFlow puts the odd element after
+    check_window_attrs(pool_size, strides, None, padding, data_format, window_name="pool_size",
+                       paddings=POOL_PADDINGS)
+    check_window_input(x.shape, len(pool_size), data_format)
+    positions = window_positions(x.shape, data_format, pool_size, strides, _ones(pool_size),
+                                 padding)
+    return _replaced(x.shape, spatial_axes(x.ndim, data_format), positions)
 
 
 def _replaced(items: tuple, positions, values) -> tuple:
@@ -104,24 +61,24 @@ def _replaced(items: tuple, positions, values) -> tuple:
 
 
 class _Windows:
-    """The windows of one pooling over an array's runtime shape: padding and tap views."""
+    """The windows of one pooling over an array's runtime shape: padding and tap indices."""
 
     def __init__(self, shape: tuple, pool_size, strides, padding, data_format):
         self.shape = shape
         self.axes = spatial_axes(len(shape), data_format)
         self.pool_size, self.strides = pool_size, strides
-        sizes = [shape[a] for a in self.axes]
-        geometry = [_axis_windows(n, k, s, padding) for n, k, s in zip(sizes, pool_size, strides)]
-        self.outputs, self.before, self.after = (list(column) for column in zip(*geometry))
-        self.out_shape = _replaced(shape, self.axes, self.outputs)
-        self.padded_shape = _replaced(shape, self.axes, [
-            n + before + after for n, before, after in zip(sizes, self.before, self.after)])
-        self.center = _replaced((slice(None),) * len(shape), self.axes, [
-            slice(before, before + n) for n, before in zip(sizes, self.before)])
-
-    @property
-    def is_padded(self) -> bool:
-        return any(self.before) or any(self.after)
+        sizes = tuple(shape[a] for a in self.axes)
+        layout = window_layout(sizes, pool_size, strides, _ones(pool_size), padding,
+                               allow_empty=True)
+        self.outputs = layout.positions
+        self.before = tuple(before for before, _ in layout.pads)
+        self.is_padded = layout.padded
+        self.out_shape = _replaced(shape, self.axes, layout.positions)
+        self.padded_shape = _replaced(shape, self.axes, layout.padded_spatial)
+        self.center = _replaced((slice(None),) * len(shape), self.axes, layout.crop)
+        # For each offset inside the window, the index of that element of every window.
+        self.taps = tuple(_replaced((slice(None),) * len(shape), self.axes, sources)
+                          for _, sources in layout.taps)
 
     def pad(self, x: np.ndarray, fill) -> np.ndarray:
         """x inside a border of `fill` (x itself when no padding is needed)."""
@@ -133,14 +90,6 @@ class _Windows:
 
     def crop(self, padded: np.ndarray) -> np.ndarray:
         return padded[self.center] if self.is_padded else padded
-
-    def taps(self):
-        """For each offset inside the window, the index of that element of every window."""
-        key = [slice(None)] * len(self.shape)
-        for offsets in product(*(range(size) for size in self.pool_size)):
-            for axis, offset, stride, out in zip(self.axes, offsets, self.strides, self.outputs):
-                key[axis] = slice(offset, offset + stride * out, stride)
-            yield tuple(key)
 
     def counts(self, dtype) -> np.ndarray | float:
         """How many real (unpadded) elements each window holds, broadcastable to the output."""
@@ -157,6 +106,11 @@ class _Windows:
         return total
 
 
+@lru_cache(maxsize=1024)
+def _windows(shape: tuple, pool_size, strides, padding, data_format) -> _Windows:
+    return _Windows(shape, pool_size, strides, padding, data_format)
+
+
 def _lowest(dtype: np.dtype):
     """The padding value a max never picks: -inf, or the smallest integer."""
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
@@ -165,7 +119,7 @@ def _lowest(dtype: np.dtype):
 def _first_max_hits(windows: _Windows, xp: np.ndarray, y: np.ndarray):
     """For each tap, (its index, where it holds its window's first maximum)."""
     free = np.ones(y.shape, dtype=bool)  # windows whose maximum no earlier tap held
-    for key in windows.taps():
+    for key in windows.taps:
         hit = np.equal(xp[key], y)
         np.logical_and(hit, free, out=hit)
         np.logical_xor(free, hit, out=free)  # hit is within free: this clears the hits
@@ -176,10 +130,10 @@ def _first_max_hits(windows: _Windows, xp: np.ndarray, y: np.ndarray):
 
 
 def _max_pool(x, pool_size, strides, padding, data_format):
-    windows = _Windows(x.shape, pool_size, strides, padding, data_format)
+    windows = _windows(x.shape, pool_size, strides, padding, data_format)
     xp = windows.pad(x, _lowest(x.dtype))
     result = None
-    for key in windows.taps():
+    for key in windows.taps:
         if result is None:
             result = xp[key].copy()
         else:
@@ -188,17 +142,17 @@ def _max_pool(x, pool_size, strides, padding, data_format):
 
 
 def _avg_pool(x, pool_size, strides, padding, data_format):
-    windows = _Windows(x.shape, pool_size, strides, padding, data_format)
+    windows = _windows(x.shape, pool_size, strides, padding, data_format)
     xp = windows.pad(x, 0)
     total = np.zeros(windows.out_shape, dtype=x.dtype)
-    for key in windows.taps():
+    for key in windows.taps:
         total += xp[key]
     total /= windows.counts(x.dtype)
     return total
 
 
 def _max_pool_grad(g, x, y, pool_size, strides, padding, data_format):
-    windows = _Windows(x.shape, pool_size, strides, padding, data_format)
+    windows = _windows(x.shape, pool_size, strides, padding, data_format)
     xp = windows.pad(x, _lowest(x.dtype))
     result = np.zeros(windows.padded_shape, dtype=g.dtype)
     # g * hit is twice as fast as np.where(hit, g, 0), but would turn an infinite
@@ -211,7 +165,7 @@ def _max_pool_grad(g, x, y, pool_size, strides, padding, data_format):
 
 
 def _max_pool_select(h, x, y, pool_size, strides, padding, data_format):
-    windows = _Windows(x.shape, pool_size, strides, padding, data_format)
+    windows = _windows(x.shape, pool_size, strides, padding, data_format)
     xp, hp = windows.pad(x, _lowest(x.dtype)), windows.pad(h, 0)
     result = np.zeros(y.shape, dtype=h.dtype)
     for key, hit in _first_max_hits(windows, xp, y):
@@ -220,10 +174,10 @@ def _max_pool_select(h, x, y, pool_size, strides, padding, data_format):
 
 
 def _avg_pool_grad(g, x, pool_size, strides, padding, data_format):
-    windows = _Windows(x.shape, pool_size, strides, padding, data_format)
+    windows = _windows(x.shape, pool_size, strides, padding, data_format)
     share = g / windows.counts(g.dtype)
     result = np.zeros(windows.padded_shape, dtype=g.dtype)
-    for key in windows.taps():
+    for key in windows.taps:
         result[key] += share
     return windows.crop(result)
 
@@ -232,14 +186,12 @@ def _avg_pool_grad(g, x, pool_size, strides, padding, data_format):
 
 
 def _max_pool_infer(x, **attrs):
-    if x.dtype == "bool":
-        raise DTypeError("max pooling of a bool tensor is not defined; cast it first")
+    require_numeric(x.dtype, "max pooling's input")
     return TensorType(x.dtype, pooled_shape(x, **attrs))
 
 
 def _avg_pool_infer(x, **attrs):
-    if not is_floating(x.dtype):
-        raise DTypeError(f"average pooling needs a float tensor, got {x.dtype}; cast it first")
+    require_float(x.dtype, "average pooling's input")
     return TensorType(x.dtype, pooled_shape(x, **attrs))
 
 
@@ -259,18 +211,6 @@ def _check_pooled(value: TensorType, x: TensorType, what: str, attrs) -> None:
                              f"{format_shape(expected)}") from None
 
 
-def _check_like(value: TensorType, x: TensorType, what: str) -> None:
-    if value.ndim != x.ndim:
-        raise ShapeError(f"{what} {format_shape(value.shape)} does not match the input "
-                         f"{format_shape(x.shape)}")
-    try:
-        for have, want in zip(value.shape, x.shape):
-            merge_dim(want, have)
-    except ShapeError:
-        raise ShapeError(f"{what} {format_shape(value.shape)} does not match the input "
-                         f"{format_shape(x.shape)}") from None
-
-
 def _max_pool_grad_infer(g, x, y, **attrs):
     _max_pool_infer(x, **attrs)
     _check_pooled(y, x, "the pooled output", attrs)
@@ -281,7 +221,7 @@ def _max_pool_grad_infer(g, x, y, **attrs):
 def _max_pool_select_infer(h, x, y, **attrs):
     _max_pool_infer(x, **attrs)
     _check_pooled(y, x, "the pooled output", attrs)
-    _check_like(h, x, "the selected tensor")
+    merge_shapes(x.shape, h.shape, "the input and the selected tensor")
     return TensorType(h.dtype, y.shape)
 
 

@@ -24,7 +24,7 @@ from functools import partial
 
 import numpy as np
 
-from ..dtypes import DTypeError, as_dtype, is_floating, is_integer
+from ..dtypes import DTypeError, as_dtype, is_floating, is_integer, require_float
 from ..errors import located
 from ..graph import Value
 from ..shapes import ShapeError, SymDim, normalize_axis
@@ -265,10 +265,7 @@ def _check_seed(seed) -> None:
 
 
 def _float_dtype(op_name: str, dtype) -> str:
-    dtype = as_dtype(dtype)
-    if not is_floating(dtype):
-        raise DTypeError(f"{op_name} draws floats; dtype {dtype} is not a float dtype")
-    return dtype
+    return require_float(as_dtype(dtype), f"the output of {op_name}")
 
 
 def _normal_infer(op_name):

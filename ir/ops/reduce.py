@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import DTypeError, is_floating
+from ..dtypes import is_floating, require_float, require_numeric
 from ..errors import located
-from ..shapes import ShapeError, format_shape, merge_dim, normalize_axes
+from ..shapes import ShapeError, format_shape, merge_shapes, normalize_axes
 from ..source import user_location
 from ..types import TensorType
 from . import elementwise as ew
@@ -55,20 +55,11 @@ def _user_axes(op_name: str, x, axis) -> tuple[int, ...]:
 
 def _numeric(op_name: str):
     """Same dtype as the input; bool is rejected, as TensorFlow rejects it."""
-    def rule(dtype: str) -> str:
-        if dtype == "bool":
-            raise DTypeError(f"{op_name} of a bool tensor is not defined; cast it first "
-                             "(K.cast(x, 'int32') or K.cast(x, K.floatx()))")
-        return dtype
-    return rule
+    return lambda dtype: require_numeric(dtype, f"the input of {op_name}")
 
 
 def _floating(op_name: str):
-    def rule(dtype: str) -> str:
-        if not is_floating(dtype):
-            raise DTypeError(f"{op_name} needs a float tensor, got {dtype}; cast it first")
-        return dtype
-    return rule
+    return lambda dtype: require_float(dtype, f"the input of {op_name}")
 
 
 def _same(dtype: str) -> str:
@@ -389,13 +380,9 @@ cumprod = _define_scan(
 
 def _unreduce_infer(g, like, axes, keepdims):
     check_canonical_axes(axes, like.ndim)
-    expected = reduced_shape(like.shape, axes, keepdims)
-    if len(g.shape) != len(expected):
-        raise ShapeError(f"a tensor of shape {format_shape(g.shape)} is not what "
-                         f"{format_shape(like.shape)} reduces to over axes {axes} "
-                         f"({format_shape(expected)})")
-    for have, want in zip(g.shape, expected):
-        merge_dim(have, want, "reduced dimensions")
+    merge_shapes(g.shape, reduced_shape(like.shape, axes, keepdims),
+                 f"the cotangent and what {format_shape(like.shape)} reduces to over "
+                 f"axes {axes}")
     return TensorType(g.dtype, like.shape)
 
 

@@ -18,9 +18,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..dtypes import DTypeError, as_dtype, is_integer, promote
+from ..dtypes import DTypeError, as_dtype, is_integer, promote, require_numeric
 from ..graph import Value
-from ..shapes import ShapeError, SymbolicSize, SymDim, format_shape, merge_dim, normalize_axis
+from ..shapes import (ShapeError, SymbolicSize, SymDim, format_shape, merge_shapes, normalize_axis,
+                      scaled_dim)
 from ..types import TensorType
 from . import elementwise as ew
 from .axes import user_axis
@@ -38,13 +39,6 @@ _VIEW_OPS = {"reshape", "reshape_dynamic", "reshape_like", "transpose", "expand_
 def _op(name: str, infer, kernel, grad, samples, attrs=None, doc: str = "") -> None:
     register(OpDef(name, "shape", infer=infer, kernel=kernel, attrs=attrs or {}, grad=grad,
                    samples=samples, doc=doc, view=name in _VIEW_OPS))
-
-
-def _fresh_or_same(dim, factor: int):
-    """The size of `dim` repeated `factor` times: known, the same symbol, or a new one."""
-    if isinstance(dim, int):
-        return dim * factor
-    return dim if factor == 1 else SymDim()
 
 
 # --- the runtime shape ------------------------------------------------------------
@@ -303,21 +297,13 @@ def _common_dtype(types, what: str) -> str:
 
 def _merged_dims(types, skip: int | None, what: str) -> list:
     """Dims that must agree across `types` (all but axis `skip`), merged."""
-    first = types[0]
     if len({t.ndim for t in types}) > 1:
         raise ShapeError(f"{what} needs tensors of one rank, got shapes "
                          + ", ".join(format_shape(t.shape) for t in types))
-    dims = list(first.shape)
+    dims = types[0].shape
     for t in types[1:]:
-        for i, d in enumerate(t.shape):
-            if i == skip:
-                continue
-            try:
-                dims[i] = merge_dim(dims[i], d)
-            except ShapeError:
-                raise ShapeError(f"{what}: shapes {format_shape(first.shape)} and "
-                                 f"{format_shape(t.shape)} differ on axis {i}") from None
-    return dims
+        dims = merge_shapes(dims, t.shape, what, except_axis=skip)
+    return list(dims)
 
 
 def _concatenate_infer(*types, axis):
@@ -410,7 +396,7 @@ def _tile_infer(x, reps):
     if len(reps) != x.ndim or any(not isinstance(r, int) or r < 0 for r in reps):
         raise ShapeError(f"tile needs one count >= 0 per axis of shape {format_shape(x.shape)}, "
                          f"got {reps}")
-    return TensorType(x.dtype, tuple(_fresh_or_same(d, r) for d, r in zip(x.shape, reps)))
+    return TensorType(x.dtype, tuple(scaled_dim(d, r) for d, r in zip(x.shape, reps)))
 
 
 def _like_infer(g, like, **attrs):
@@ -429,7 +415,7 @@ def _repeat_elements_infer(x, rep, axis):
     axis = normalize_axis(axis, x.ndim)
     if rep < 0:
         raise ShapeError(f"repeat count must be >= 0, got {rep}")
-    return TensorType(x.dtype, x.shape[:axis] + (_fresh_or_same(x.shape[axis], rep),)
+    return TensorType(x.dtype, x.shape[:axis] + (scaled_dim(x.shape[axis], rep),)
                       + x.shape[axis + 1:])
 
 
@@ -523,8 +509,9 @@ def repeat_elements_grad(g: Value, like: Value, rep: int, axis: int) -> Value:
 
 def _arange_infer(start, stop, step):
     for t in (start, stop, step):
-        if t.ndim != 0 or t.dtype == "bool":
+        if t.ndim != 0:
             raise ShapeError(f"arange bounds must be numeric scalars, got {t}")
+        require_numeric(t.dtype, "an arange bound", "scalar")
     return TensorType(promote(start.dtype, stop.dtype, step.dtype), (SymDim(),))
 
 

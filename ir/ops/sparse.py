@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import DTypeError, is_integer, promote
+from ..dtypes import DTypeError, is_integer, promote, require_integer
 from ..shapes import ShapeError, SymDim, format_shape, merge_dim
 from ..types import TensorType
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
@@ -139,7 +139,8 @@ def sparse_to_dense(indices, values, dense_shape, shape: tuple):
 
 
 def _gather_infer(x, indices):
-    if not is_integer(indices.dtype) or indices.ndim != 2:
+    require_integer(indices.dtype, "indices", "matrix (nnz, ndim)")
+    if indices.ndim != 2:
         raise ShapeError(f"indices must be an integer matrix (nnz, ndim), got {indices}")
     merge_dim(indices.shape[1], x.ndim, "index width and rank")
     return TensorType(x.dtype, indices.shape[:1])
