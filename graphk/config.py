@@ -54,10 +54,22 @@ def _keras_common():
     return sys.modules.get("keras.backend.common")
 
 
+def _in_force(name: str, own):
+    """Keras' value of a setting while Keras is loaded, else graphk's own."""
+    common = _keras_common()
+    return getattr(common, name)() if common is not None else own
+
+
+def _tell_keras(setter: str, value) -> None:
+    """Mirror a setting into Keras' module, so both sides read the same value."""
+    common = _keras_common()
+    if common is not None:
+        getattr(common, setter)(value)
+
+
 def floatx() -> str:
     """The default float dtype, as a string ('float32')."""
-    common = _keras_common()
-    return common.floatx() if common is not None else _floatx
+    return _in_force("floatx", _floatx)
 
 
 def set_floatx(value: str) -> None:
@@ -65,26 +77,22 @@ def set_floatx(value: str) -> None:
     if value not in {"float16", "float32", "float64"}:
         raise ValueError(f"unknown floatx type: {value!r}; expected float16, float32 or float64")
     _floatx = str(value)
-    if _keras_common() is not None:
-        _keras_common().set_floatx(_floatx)
+    _tell_keras("set_floatx", _floatx)
 
 
 def epsilon() -> float:
     """The fuzz factor used in numeric expressions."""
-    common = _keras_common()
-    return common.epsilon() if common is not None else _epsilon
+    return _in_force("epsilon", _epsilon)
 
 
 def set_epsilon(value: float) -> None:
     global _epsilon
     _epsilon = float(value)
-    if _keras_common() is not None:
-        _keras_common().set_epsilon(_epsilon)
+    _tell_keras("set_epsilon", _epsilon)
 
 
 def image_data_format() -> str:
-    common = _keras_common()
-    return common.image_data_format() if common is not None else _image_data_format
+    return _in_force("image_data_format", _image_data_format)
 
 
 def set_image_data_format(value: str) -> None:
@@ -93,8 +101,7 @@ def set_image_data_format(value: str) -> None:
         raise ValueError(f"unknown data_format: {value!r}; "
                          "expected 'channels_last' or 'channels_first'")
     _image_data_format = str(value)
-    if _keras_common() is not None:
-        _keras_common().set_image_data_format(_image_data_format)
+    _tell_keras("set_image_data_format", _image_data_format)
 
 
 def normalize_data_format(value: str | None) -> str:
