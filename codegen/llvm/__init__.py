@@ -1,0 +1,1 @@
+"""The LLVM lowering of fused regions: kernels, the vector math library, the runtime."""

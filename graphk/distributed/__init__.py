@@ -1,0 +1,1 @@
+"""Data-parallel training on MPI (Horovod's model): allreduce as an IR op."""
