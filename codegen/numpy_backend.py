@@ -103,7 +103,9 @@ def _emit_feeds(program: _Program) -> None:
     graph = program.graph
     checker = FeedChecker(graph)
     program.env["_checker"] = checker
-    program.emit(f"if len(feeds) != {len(graph.inputs)}: _checker.wrong_count(feeds)")
+    # A bare array is not a list of feeds, even when its length happens to match.
+    program.emit(f"if feeds.__class__ is _ndarray or len(feeds) != {len(graph.inputs)}: "
+                 "_checker.wrong_count(feeds)")
     first_seen: dict = {}  # symbolic dim root -> (input index, axis)
     for i, value in enumerate(graph.inputs):
         name = f"f{i}"
@@ -157,6 +159,10 @@ class FeedChecker:
 
     def wrong_count(self, feeds):
         names = [v.name or f"input {i}" for i, v in enumerate(self.graph.inputs)]
+        if isinstance(feeds, np.ndarray):
+            raise FeedError(f"function {self.graph.name!r} expects a list of {len(names)} "
+                            f"arrays for {names}, got a single array of shape "
+                            f"{format_shape(feeds.shape)}; call it as f([array])")
         try:
             given = len(feeds)
         except TypeError:
@@ -171,7 +177,13 @@ class FeedChecker:
         array = np.asarray(array)
         if array.dtype == numpy_dtype(expected.dtype):
             return array
-        if not can_feed(array.dtype, expected.dtype) and not _fits(array, expected.dtype):
+        if _narrows_integers(array.dtype, expected.dtype):
+            if not _fits(array, expected.dtype):  # astype would wrap the values silently
+                raise FeedError(f"{self._describe(index)} expects dtype {expected.dtype}, got "
+                                f"{array.dtype} values outside {expected.dtype}'s range "
+                                f"[{_int_range(expected.dtype)[0]}, "
+                                f"{_int_range(expected.dtype)[1]}]")
+        elif not can_feed(array.dtype, expected.dtype) and not _fits(array, expected.dtype):
             raise FeedError(f"{self._describe(index)} expects dtype {expected.dtype}, got "
                             f"{array.dtype} (which does not cast safely to it)")
         return array.astype(expected.dtype)
@@ -189,13 +201,23 @@ class FeedChecker:
             f"{second} has {np.shape(feeds[i])[axis]} on axis {axis}")
 
 
+def _narrows_integers(given: np.dtype, expected: str) -> bool:
+    """An integer feed for an integer (or bool) input that cannot hold every value of it."""
+    return (given.kind in "iu" and numpy_dtype(expected).kind in "iub"
+            and not np.can_cast(given, numpy_dtype(expected), casting="safe"))
+
+
+def _int_range(dtype: str) -> tuple:
+    return (0, 1) if dtype == "bool" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+
+
 def _fits(array, dtype: str) -> bool:
     """Integers fed to a narrower or unsigned integer (or bool) input whose values all fit."""
     if array.dtype.kind not in "iub" or numpy_dtype(dtype).kind not in "iub":
         return False
     if array.size == 0:
         return True
-    low, high = (0, 1) if dtype == "bool" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+    low, high = _int_range(dtype)
     return bool(low <= array.min() and array.max() <= high)
 
 
