@@ -33,6 +33,7 @@ import numpy as np
 
 from ..dtypes import DTypeError, is_floating
 from ..graph import Graph, Value, topological_order
+from ..rewrite import close_subgraph, rewire
 from ..shapes import ShapeError, SymDim, format_shape, merge_dim, merge_shapes
 from ..source import location_override
 from ..types import TensorType
@@ -40,7 +41,7 @@ from . import elementwise as ew
 from .indexing import getitem, take_slice
 from .leaf import placeholder
 from .linalg import dot
-from .registry import REQUIRED, VARIADIC, OpDef, Sample, apply, make_node, register
+from .registry import REQUIRED, VARIADIC, OpDef, Sample, apply, register
 from .shape import full_like
 
 
@@ -338,7 +339,7 @@ class _BackwardBody:
         Every read of a forward value the loop stored becomes a read of the
         stored copy, so it is not recomputed (and a random draw is not redrawn).
         """
-        rewired = _rewire(outputs + new_carries, self.saved)
+        rewired = rewire(outputs + new_carries, self.saved)
         outputs, new_carries = rewired[:len(outputs)], rewired[len(outputs):]
         reached = {v for node in topological_order(rewired) for v in node.outputs}
         sequences = [pair for pair in self.sequences if pair[0] in reached] or self.sequences[:1]
@@ -473,60 +474,6 @@ register(OpDef(
 
 # --- tracing a step function -------------------------------------------------------------------
 
-def _free_values(inputs: list, outputs: list) -> tuple[set, list]:
-    """Nodes that depend on the body inputs, and the outside values they read (in order).
-
-    An outside value is one computed without the body inputs: a variable, an
-    outer placeholder or tensor, or a loop-invariant expression built in the
-    step function (computed once, outside the loop). Constants stay inside.
-    """
-    starts = {v.node for v in inputs}
-    nodes = topological_order(outputs)
-    inside: set = set()
-    for node in nodes:
-        if node in starts or any(v.node in inside for v in node.inputs):
-            inside.add(node)
-    free: dict = {}
-    reads = [v for node in nodes if node in inside and node not in starts
-             for v in node.inputs] + list(outputs)
-    for value in reads:
-        if value.node not in inside and value.node.op.name != "constant":
-            free.setdefault(value, None)
-    return inside, list(free)
-
-
-def _close(inputs: list, outputs: list) -> tuple[list, list, list]:
-    """(captured placeholders, outside values they stand for, outputs rebuilt on them)."""
-    inside, free = _free_values(inputs, outputs)
-    mapping = {value: placeholder(value.type, name=value.name or f"captured{k}",
-                                  location=value.location)
-               for k, value in enumerate(free)}
-    return [mapping[v] for v in free], free, _rewire(outputs, mapping, among=inside)
-
-
-def _rewire(outputs: list, mapping: dict, among: set | None = None) -> list:
-    """`outputs` computed with each value in `mapping` replaced by its mapped value.
-
-    Nodes that read a replaced value (directly or through others) are
-    rebuilt, with their types and locations; the rest are shared. Only nodes
-    in `among` (all, if None) are rebuilt.
-    """
-    mapping = dict(mapping)
-    for node in topological_order(outputs):
-        if node.op.leaf or (among is not None and node not in among):
-            continue
-        if all(v in mapping for v in node.outputs):
-            continue  # a replaced value itself: what computed it no longer matters
-        new_inputs = [mapping.get(v, v) for v in node.inputs]
-        if all(a is b for a, b in zip(new_inputs, node.inputs)):
-            continue
-        rebuilt = make_node(node.op, new_inputs, node.attrs, [v.type for v in node.outputs],
-                            node.location)
-        for old, new in zip(node.outputs, rebuilt if isinstance(rebuilt, tuple) else (rebuilt,)):
-            mapping.setdefault(old, new)  # an output replaced itself stays replaced
-    return [mapping.get(v, v) for v in outputs]
-
-
 def scan(step: Callable, sequences, initial_carries, reverse: bool = False) -> tuple:
     """Trace `step(slices, carries) -> (outputs, new_carries)` into one scan node.
 
@@ -547,7 +494,7 @@ def scan(step: Callable, sequences, initial_carries, reverse: bool = False) -> t
         if not isinstance(value, Value):
             raise TypeError(f"scan: the step function must return graph tensors, got {value!r}")
     inputs = slices + carries
-    captured_inner, captured, body_outputs = _close(inputs, outputs + new_carries)
+    captured_inner, captured, body_outputs = close_subgraph(inputs, outputs + new_carries)
     body_outputs, new_carries = body_outputs[:len(outputs)], body_outputs[len(outputs):]
     draws = _draws(body_outputs + new_carries)
     body = Graph(inputs + captured_inner, body_outputs + draws + new_carries, name="body")
