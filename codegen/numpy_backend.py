@@ -8,6 +8,8 @@ every buffer alive. `Executable.source` is that program, for reading.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..ir.dtypes import can_feed, numpy_dtype
@@ -21,11 +23,12 @@ _FILENAME = "<graphk {name}>"
 class Executable:
     """A compiled graph: `executable(feeds) -> list of arrays`, then updates applied."""
 
-    def __init__(self, graph: Graph, run, source: str, line_nodes: dict):
+    def __init__(self, graph: Graph, run, source: str, line_nodes: dict, lowerings: dict):
         self.graph = graph
         self.run = run
         self.source = source
         self._line_nodes = line_nodes
+        self.lowerings = lowerings  # Node -> name of the lowering whose kernel runs it
 
     def __call__(self, feeds):
         try:
@@ -65,6 +68,7 @@ class _Program:
         self.env: dict = {"_asarray": np.asarray, "_ndarray": np.ndarray, "_writable": _writable}
         self.names: dict = {}  # Value -> local variable name
         self.line_nodes: dict = {}
+        self.lowerings: dict = {}  # Node -> "numpy" or the name a kernel_for kernel gives
 
     def bind(self, prefix: str, obj) -> str:
         name = f"{prefix}{len(self.env)}"
@@ -77,14 +81,23 @@ class _Program:
             self.line_nodes[len(self.lines) + 1] = node  # +1 for the `def` line
 
 
-def compile_graph(graph: Graph, subgraph: bool = False) -> Executable:
+def compile_graph(graph: Graph, subgraph: bool = False,
+                  kernel_for: Callable | None = None) -> Executable:
     """Generate, compile and return the NumPy program for `graph`.
 
     With `subgraph` the program is a loop body run by a loop kernel once per
     step: its feeds are trusted (the loop made them, so no checks), and its
     results may share memory with its feeds (the loop copies what it keeps).
+
+    `kernel_for(node)` lets another lowering take nodes over: it returns a
+    callable to run instead of the op's NumPy kernel (same arguments, same
+    results: `kernel(*input_arrays) -> array or tuple`), or None to keep
+    NumPy. It is consulted for loop bodies too. `Executable.lowerings` maps
+    each non-leaf node to the lowering that runs it: "numpy", or the
+    kernel's `lowering` attribute (default "custom").
     """
     program = _Program(graph)
+    program.kernel_for = kernel_for
     if subgraph:
         _emit_trusted_feeds(program)
     else:
@@ -94,7 +107,7 @@ def compile_graph(graph: Graph, subgraph: bool = False) -> Executable:
     source = "def run(feeds):\n" + "\n".join(program.lines) + "\n"
     code = compile(source, _FILENAME.format(name=graph.name), "exec")
     exec(code, program.env)
-    return Executable(graph, program.env["run"], source, program.line_nodes)
+    return Executable(graph, program.env["run"], source, program.line_nodes, program.lowerings)
 
 
 # --- feeds --------------------------------------------------------------------
@@ -141,9 +154,9 @@ def _emit_trusted_feeds(program: _Program) -> None:
         program.emit(f"{', '.join(names)}, = feeds")
 
 
-def _compile_subgraph(graph: Graph):
-    """A loop body's run(feeds) function, for ops lowered with `OpDef.lower`."""
-    return compile_graph(graph, subgraph=True)
+def _subgraph_compiler(kernel_for):
+    """compile_subgraph for ops lowered with `OpDef.lower`: a loop body's executable."""
+    return lambda graph: compile_graph(graph, subgraph=True, kernel_for=kernel_for)
 
 
 class FeedChecker:
@@ -251,17 +264,28 @@ def _emit_nodes(program: _Program) -> None:
         outputs = [f"v{len(program.names) + k}" for k in range(len(node.outputs))]
         for value, name in zip(node.outputs, outputs):
             program.names[value] = name
-        if op.lower is not None:  # a loop: its kernel runs compiled bodies
-            needed = tuple(v in used for v in node.outputs)
-            bound = op.lower(node, _compile_subgraph, needed)
-        else:
-            bound = op.bound_kernel(node.attrs)
+        bound = _kernel(program, node, used)
         kernel = program.bind(f"k_{op.name}_", bound)
         target = outputs[0] if len(outputs) == 1 else ", ".join(outputs)
         program.emit(f"{target} = {kernel}({inputs})", node)
         dead = [program.names[v] for v in frees.get(position, ())]
         if dead:
             program.emit(f"del {', '.join(dead)}")
+
+
+def _kernel(program: _Program, node, used: set) -> Callable:
+    """The callable that runs `node`, from kernel_for if it gives one, else NumPy's."""
+    op = node.op
+    if program.kernel_for is not None:
+        custom = program.kernel_for(node)
+        if custom is not None:
+            program.lowerings[node] = getattr(custom, "lowering", "custom")
+            return custom
+    program.lowerings[node] = "numpy"
+    if op.lower is not None:  # a loop: its kernel runs compiled bodies
+        needed = tuple(v in used for v in node.outputs)
+        return op.lower(node, _subgraph_compiler(program.kernel_for), needed)
+    return op.bound_kernel(node.attrs)
 
 
 def _used_values(graph: Graph) -> set:
