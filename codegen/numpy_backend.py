@@ -16,6 +16,7 @@ from ..ir.dtypes import can_feed, numpy_dtype
 from ..ir.errors import FeedError, located
 from ..ir.graph import Graph
 from ..ir.shapes import format_shape
+from .fused_numpy import compile_fused
 
 _FILENAME = "<graphk {name}>"
 
@@ -282,6 +283,8 @@ def _kernel(program: _Program, node, used: set) -> Callable:
             program.lowerings[node] = getattr(custom, "lowering", "custom")
             return custom
     program.lowerings[node] = "numpy"
+    if op.name == "fused":  # the body evaluated in cache-sized blocks
+        return compile_fused(node)
     if op.lower is not None:  # a loop: its kernel runs compiled bodies
         needed = tuple(v in used for v in node.outputs)
         return op.lower(node, _subgraph_compiler(program.kernel_for), needed)

@@ -1,0 +1,409 @@
+"""The NumPy lowering of a fused node: its body evaluated in cache-sized blocks.
+
+numexpr's idea: instead of one full-size temporary per op (each streamed
+through memory), the output is split along its leading axis into blocks of
+about BLOCK_BYTES per operand, and the whole body runs on one block at a
+time with `out=` into a few block buffers that stay in cache; buffers are
+reused as soon as a value is dead, in place where the op allows.
+
+A plan depends on the run-time shapes, so `FusedKernel` compiles one small
+Python program per distinct input-shape signature (a dict lookup after
+that). Values that do not vary along the blocked axis (a bias, a scalar, a
+reduction's result that does not depend on blocked values) are computed once,
+whole, before the block loop. A region that reduces over the leading axis
+(a bias gradient, a mean over the batch) cannot be split that way; it is
+evaluated whole, still with `out=` buffers and reuse. Each NumPy call has
+at most three operands, so no ufunc operand limit reaches the user however
+many inputs the region has.
+
+Errors name the body op that failed and the user's line that built it.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..ir.errors import located
+from ..ir.shapes import ShapeError
+from . import fused_ops
+
+BLOCK_BYTES = 32 * 1024  # per block operand: a few of them stay in L1/L2 together
+WHOLE_BELOW = 256 * 1024  # regions whose largest value is smaller run whole (no loop overhead)
+_PLAN_CACHE_LIMIT = 64  # distinct input-shape signatures compiled per node
+_FILENAME = "<graphk fused {id}>"
+_counter = itertools.count()
+
+
+class FusedKernel:
+    """kernel(*arrays) -> output array(s) of one fused node, planned per input-shape signature."""
+
+    lowering = "numpy"
+
+    def __init__(self, node):
+        self.node = node
+        self.body = node.attrs["body"]
+        self.single = len(self.body.outputs) == 1
+        self.plans: dict = {}  # input shapes -> run(*arrays)
+        self.sources: dict = {}  # input shapes -> the generated program, for reading
+        self.filename = _FILENAME.format(id=next(_counter))
+        self.line_nodes: dict = {}  # plan file name -> {line: body node}
+
+    def __call__(self, *arrays):
+        key = tuple(a.shape for a in arrays)
+        run = self.plans.get(key)
+        try:
+            if run is None:
+                run = self._compile(key)
+            return run(*arrays)
+        except Exception as error:
+            raise self._explain(error) from error
+
+    def _compile(self, key):
+        shapes = runtime_shapes(self.body, key)
+        source, env, line_nodes = generate(self.body, shapes, choose_blocking(self.body, shapes))
+        filename = f"{self.filename} plan {len(self.line_nodes)}"
+        exec(compile(source, filename, "exec"), env)
+        self.line_nodes[filename] = line_nodes
+        if len(self.plans) >= _PLAN_CACHE_LIMIT:
+            self.plans.clear()
+        self.plans[key] = env["run"]
+        self.sources[key] = source
+        return env["run"]
+
+    def _explain(self, error: Exception) -> Exception:
+        """The error located at the body node whose line raised (found from the traceback)."""
+        node = getattr(error, "graphk_body_node", None)
+        tb = error.__traceback__
+        while tb is not None:
+            lines = self.line_nodes.get(tb.tb_frame.f_code.co_filename)
+            if lines is not None and tb.tb_lineno in lines:
+                node = lines[tb.tb_lineno]
+            tb = tb.tb_next
+        if node is None:
+            return error
+        return located(error, node.op.name, node.location, " (inside a fused region)")
+
+
+def compile_fused(node) -> FusedKernel:
+    return FusedKernel(node)
+
+
+# --- run-time shapes ------------------------------------------------------------------------
+
+def runtime_shapes(body, input_shapes) -> dict:
+    """The concrete shape of every body value for these input shapes (checking broadcasts)."""
+    shapes = dict(zip(body.inputs, input_shapes))
+    for node in body.nodes:
+        name = node.op.name
+        if name == "placeholder":
+            continue
+        if name == "constant":
+            shapes[node.outputs[0]] = node.attrs["value"].shape
+            continue
+        given = [shapes[v] for v in node.inputs]
+        try:
+            shapes[node.outputs[0]] = _node_shape(node, given)
+        except ValueError:
+            error = ShapeError(f"shapes {' and '.join(str(s) for s in given)} do not broadcast "
+                               "(found when the function ran)")
+            error.graphk_body_node = node
+            raise error from None
+    return shapes
+
+
+def _node_shape(node, given) -> tuple:
+    name, attrs = node.op.name, node.attrs
+    if name == "sum_to":
+        return tuple(given[1])
+    if "axes" in attrs and not node.op.elementwise:  # the body's reductions
+        axes, keepdims = attrs["axes"], attrs["keepdims"]
+        shape = given[0]
+        if keepdims:
+            return tuple(1 if i in axes else d for i, d in enumerate(shape))
+        return tuple(d for i, d in enumerate(shape) if i not in axes)
+    return tuple(np.broadcast_shapes(*given))
+
+
+# --- the plan: which values are computed per block --------------------------------------------
+
+def choose_blocking(body, shapes: dict):
+    """(blocked values, rows per block, rows) or None to evaluate the region whole.
+
+    The blocked axis is axis 0 of the values of the largest rank R with the
+    largest leading size N. Broadcasting aligns every rank-R value's axis 0,
+    so an elementwise op on a blocked value is blocked; a reduction or
+    sum_to that sums over that axis (or drops rank) cannot be blocked.
+    """
+    values = list(shapes)
+    if not values:
+        return None
+    largest = max(_size(s) * _itemsize(v) for v, s in shapes.items())
+    if largest < WHOLE_BELOW:
+        return None
+    rank = max(len(s) for s in shapes.values())
+    rows = max((s[0] for s in shapes.values() if len(s) == rank and rank), default=0)
+    if rows <= 1:
+        return None
+    blocked = {v for v, s in shapes.items() if len(s) == rank and s[0] == rows}
+    for node in body.nodes:
+        if node.op.name in ("placeholder", "constant") or node.op.elementwise:
+            continue
+        if node.inputs[0] in blocked and node.outputs[0] not in blocked:
+            return None  # sums over the blocked axis: evaluate whole
+    row_bytes = max(_size(shapes[v][1:]) * _itemsize(v) for v in blocked)
+    per_block = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    if per_block >= rows:
+        return None
+    return blocked, per_block, rows
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _itemsize(value) -> int:
+    return np.dtype(value.type.dtype).itemsize
+
+
+# --- code generation --------------------------------------------------------------------------
+
+class _Program:
+    """The generated `run(*inputs)` (and `block(...)` when blocked) with its globals."""
+
+    def __init__(self):
+        self.env = dict(fused_ops.names())
+        self.env.update(fused_ops.constants())
+        self.env.update(_empty=np.empty, _array=np.array)
+        self.run_lines: list[str] = []
+        self.block_lines: list[str] = []
+        self.line_nodes: dict = {}  # (function, index) -> node, resolved to line numbers later
+
+    def bind(self, prefix: str, obj) -> str:
+        name = f"{prefix}{len(self.env)}"
+        self.env[name] = obj
+        return name
+
+
+class _Buffers:
+    """Buffers by (dtype, shape), reused once the value they hold is dead."""
+
+    def __init__(self, allocate):
+        self.free: dict = {}
+        self.allocate = allocate  # (dtype, shape) -> a new buffer name
+
+    def take(self, dtype: str, shape: tuple) -> str:
+        pool = self.free.get((dtype, shape))
+        return pool.pop() if pool else self.allocate(dtype, shape)
+
+    def give(self, dtype: str, shape: tuple, name: str) -> None:
+        self.free.setdefault((dtype, shape), []).append(name)
+
+
+def generate(body, shapes: dict, blocking) -> tuple:
+    """(source, globals, line -> body node) of the program evaluating `body` for `shapes`."""
+    return _Generator(body, shapes, blocking).source()
+
+
+class _Generator:
+    def __init__(self, body, shapes: dict, blocking):
+        self.body, self.shapes = body, shapes
+        self.blocked, self.per_block, self.rows = blocking or (set(), 0, 0)
+        self.program = _Program()
+        self.names: dict = {}  # value -> expression, in the function that computes it
+        self.owned: set = set()  # values held in an array nobody else holds (safe to return)
+        self.root: dict = {}  # value -> the value whose array it is (a view's base)
+        self.block_params: list = []  # (name in block, expression passed per block)
+        self.block_buffers: list = []  # (name, dtype, block shape)
+        self.output_slices: dict = {}  # blocked output value -> its output array's name
+        self.last_use = self._last_uses()
+        self.root_last_use = dict(self.last_use)  # an array lives while any view of it does
+        self.buffer_of: dict = {}  # value -> name of the reusable buffer holding it
+        self.used_in_block = {v for n in body.nodes if n.outputs and n.outputs[0] in self.blocked
+                              for v in n.inputs}
+
+    # --- liveness -------------------------------------------------------------------------
+
+    def _last_uses(self) -> dict:
+        last: dict = {}
+        for position, node in enumerate(self.body.nodes):
+            for value in node.inputs:
+                last[value] = position
+        for value in self.body.outputs:
+            last[value] = len(self.body.nodes)
+        return last
+
+    def _dies_at(self, position: int, value) -> bool:
+        """Whether the array behind `value` is dead after node `position` (all its views too)."""
+        return self.root_last_use.get(value, -1) <= position
+
+    # --- the program ----------------------------------------------------------------------
+
+    def source(self) -> tuple:
+        program = self.program
+        inputs = [f"a{i}" for i in range(len(self.body.inputs))]
+        for value, name in zip(self.body.inputs, inputs):
+            self.names[value] = name
+            self.root[value] = value
+        self._allocate_blocked_outputs()
+        whole = _Buffers(self._whole_buffer)
+        block = _Buffers(self._block_buffer)
+        for position, node in enumerate(self.body.nodes):
+            if node.op.name == "placeholder":
+                continue
+            value = node.outputs[0]
+            if node.op.name == "constant":
+                self.names[value] = program.bind("c", node.attrs["value"])
+                self.root[value] = value
+                continue
+            in_block = value in self.blocked
+            self._emit_node(position, node, block if in_block else whole, in_block)
+        results = self._results()
+        lines = [f"def run({', '.join(inputs)}):"] + ["    " + l for l in program.run_lines]
+        line_nodes = {}
+        for (where, index), node in program.line_nodes.items():
+            if where == "run":
+                line_nodes[index + 2] = node
+        if self.blocked:
+            lines += ["    " + l for l in self._block_loop()]
+        lines.append(f"    return {results}")
+        if self.blocked:
+            offset = len(lines)
+            params = [p for p, _ in self.block_params] + [b for b, _, _ in self.block_buffers]
+            lines.append(f"def block({', '.join(params)}):")
+            lines += ["    " + l for l in program.block_lines] + ["    return None"]
+            for (where, index), node in program.line_nodes.items():
+                if where == "block":
+                    line_nodes[offset + index + 2] = node
+        return "\n".join(lines) + "\n", program.env, line_nodes
+
+    def _emit(self, where: str, line: str, node=None) -> None:
+        lines = self.program.run_lines if where == "run" else self.program.block_lines
+        if node is not None:
+            self.program.line_nodes[(where, len(lines))] = node
+        lines.append(line)
+
+    def _whole_buffer(self, dtype: str, shape: tuple) -> str:
+        name = f"w{len(self.program.run_lines)}_{len(self.names)}"
+        self._emit("run", f"{name} = _empty({shape!r}, _dt_{dtype})")
+        return name
+
+    def _block_buffer(self, dtype: str, shape: tuple) -> str:
+        name = f"t{len(self.block_buffers)}"
+        self.block_buffers.append((name, dtype, (self.per_block,) + shape[1:]))
+        return name
+
+    def _allocate_blocked_outputs(self) -> None:
+        for k, value in enumerate(self.body.outputs):
+            if value in self.blocked and value not in self.output_slices \
+                    and value.node.op.name != "placeholder":
+                name = f"o{k}"
+                self._emit("run", f"{name} = _empty({self.shapes[value]!r}, "
+                                  f"_dt_{value.type.dtype})")
+                self.output_slices[value] = name
+
+    def _input_name(self, value, in_block: bool) -> str:
+        """`value` as the function computing a node sees it (block parameters for the block)."""
+        name = self.names[value]
+        if not in_block or value in self.blocked and value.node.op.name != "placeholder":
+            return name
+        if name.startswith("c") and name in self.program.env:
+            return name  # a constant: a global
+        param = f"p_{name}"
+        if all(p != param for p, _ in self.block_params):
+            sliced = f"{name}[s:e]" if value in self.blocked else name
+            self.block_params.append((param, sliced))
+        return param
+
+    def _emit_node(self, position: int, node, buffers: _Buffers, in_block: bool) -> None:
+        where = "block" if in_block else "run"
+        value = node.outputs[0]
+        inputs = [self._input_name(v, in_block) for v in node.inputs]
+        kernel = self.program.bind("k", node.op.bound_kernel(node.attrs))
+        emitted = fused_ops.emit(node, inputs, self.shapes, kernel)
+        name = f"v{len(self.names)}"
+        if emitted.kind == "alias":
+            self._emit(where, f"{name} = {emitted.expression}", node)
+            root = self.root.get(node.inputs[0], node.inputs[0])
+            self.root[value] = root
+            self.root_last_use[root] = max(self.root_last_use.get(root, -1),
+                                           self.last_use.get(value, -1))
+        elif emitted.kind == "fresh":
+            self._emit(where, f"{name} = {emitted.expression}", node)
+            self.root[value] = value
+            self.owned.add(value)
+        else:
+            dying = [v for v in node.inputs if self._releasable(v, position, in_block)]
+            if emitted.inplace:
+                self._release(dying, buffers)
+            name = self._destination(value, buffers, in_block)
+            self._emit(where, emitted.expression.format(out=name), node)
+            self.root[value] = value
+            self.owned.add(value)
+            if not emitted.inplace:
+                self._release(dying, buffers)
+        self.names[value] = name
+        if in_block and value in self.output_slices and name != self._slice_param(value):
+            self._emit(where, f"_copyto({self._slice_param(value)}, {name})", node)
+
+    def _releasable(self, value, position: int, in_block: bool) -> bool:
+        """A buffer this lowering allocated whose value (and every view of it) dies here."""
+        return (value in self.buffer_of and (value in self.blocked) == in_block
+                and (in_block or value not in self.used_in_block)
+                and self._dies_at(position, value))
+
+    def _release(self, values, buffers: _Buffers) -> None:
+        for value in dict.fromkeys(values):
+            buffers.give(value.type.dtype, self._pool_shape(value), self.buffer_of.pop(value))
+
+    def _pool_shape(self, value) -> tuple:
+        return tuple(self.shapes[value])
+
+    def _destination(self, value, buffers: _Buffers, in_block: bool) -> str:
+        if in_block and value in self.output_slices:
+            return self._slice_param(value)
+        name = buffers.take(value.type.dtype, self._pool_shape(value))
+        if value not in self.body.outputs:  # an output's buffer is handed out, never reused
+            self.buffer_of[value] = name
+        return name
+
+    def _slice_param(self, value) -> str:
+        name = f"p_{self.output_slices[value]}"
+        if all(p != name for p, _ in self.block_params):
+            self.block_params.append((name, f"{self.output_slices[value]}[s:e]"))
+        return name
+
+    # --- after the nodes ------------------------------------------------------------------
+
+    def _block_loop(self) -> list:
+        """The loop over full blocks, then the tail block with sliced buffers."""
+        lines = [f"{b} = _empty({shape!r}, _dt_{dtype})" for b, dtype, shape in self.block_buffers]
+        full = self.rows - self.rows % self.per_block
+        passed = [expr for _, expr in self.block_params] + [b for b, _, _ in self.block_buffers]
+        lines.append(f"for s in range(0, {full}, {self.per_block}):")
+        lines.append(f"    e = s + {self.per_block}")
+        lines.append(f"    block({', '.join(passed)})")
+        if full < self.rows:
+            tail = self.rows - full
+            passed = ([expr for _, expr in self.block_params]
+                      + [f"{b}[:{tail}]" for b, _, _ in self.block_buffers])
+            lines += [f"s, e = {full}, {self.rows}", f"block({', '.join(passed)})"]
+        return lines
+
+    def _results(self) -> str:
+        """The outputs, each an array of its own (copies where a value is shared or a view)."""
+        handed: set = set()
+        results = []
+        for value in self.body.outputs:
+            if value in self.output_slices and value not in handed:
+                results.append(self.output_slices[value])
+            elif value in self.owned and value not in handed and \
+                    self.root.get(value, value) is value:
+                results.append(self.names[value])
+            else:
+                source = self.names.get(value) or self.output_slices[value]
+                results.append(f"_array({source}, dtype=_dt_{value.type.dtype}, copy=True)")
+            handed.add(value)
+        if len(results) == 1:
+            return results[0]
+        return "(" + ", ".join(results) + ")"
