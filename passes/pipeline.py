@@ -4,6 +4,15 @@ Each pass is `Graph -> Graph`. `run_pipeline` runs them in order, times each,
 can verify the graph after each, and can print the IR after each (for
 reading what a pass did). A pass list spec such as "-fusion" removes a pass
 by name; "none" runs no optional pass.
+
+    fold       constant folding (passes/fold.py)
+    simplify   algebraic canonicalization, a rule table (passes/simplify.py)
+    stability  numerically stable forms (passes/stability.py)
+    cse        common subexpression elimination (passes/cse.py)
+    dce        dead code elimination (passes/dce.py)
+
+Folding comes first so the rules see constants; CSE after the rules merges
+what they made equal; later passes (fusion) see a small canonical graph.
 """
 from __future__ import annotations
 
@@ -13,6 +22,11 @@ from typing import Callable
 
 from ..ir.graph import Graph
 from ..ir.verify import verify
+from .cse import eliminate_common_subexpressions
+from .dce import eliminate_dead_code
+from .fold import fold_constants
+from .simplify import simplify
+from .stability import stabilize
 
 
 @dataclass(frozen=True)
@@ -22,22 +36,37 @@ class Pass:
     doc: str = ""
 
 
-PIPELINE: list[Pass] = []  # filled in order by the optimization passes as they land
+PIPELINE: list[Pass] = [
+    Pass("fold", fold_constants, "evaluate nodes whose inputs are constants"),
+    Pass("simplify", simplify, "local algebraic rules (x*1, identity casts, ...)"),
+    Pass("stability", stabilize, "numerically stable forms (log_softmax, softplus, ...)"),
+    Pass("cse", eliminate_common_subexpressions, "merge equal nodes and constants"),
+    Pass("dce", eliminate_dead_code, "drop no-op updates and what only they read"),
+    # Later passes (fusion, ...) are appended here, in order.
+]
+
+
+def known_pass_names() -> list[str]:
+    return [p.name for p in PIPELINE]
 
 
 def select_passes(spec: str | None) -> list[Pass]:
     """The passes a spec keeps: None or "default" for all, "none", or "-a,-b" to drop some."""
     if spec is None or spec == "default":
         return list(PIPELINE)
-    if spec == "none":
+    if not isinstance(spec, str):
+        raise ValueError(f"passes must be a string such as 'none' or '-fusion,-cse', "
+                         f"got {spec!r}; known passes: {known_pass_names()}")
+    if spec.strip() == "none":
         return []
-    known = {p.name for p in PIPELINE}
+    known = set(known_pass_names())
     dropped = set()
     for item in spec.split(","):
         item = item.strip()
         if not item.startswith("-") or item[1:] not in known:
-            raise ValueError(f"unknown pass spec {item!r}; known passes: {sorted(known)} "
-                             "(write '-name' to switch one off, or 'none')")
+            raise ValueError(f"unknown pass spec {item!r} in passes={spec!r}; known passes: "
+                             f"{known_pass_names()} (write '-name' to switch one off, "
+                             "or 'none')")
         dropped.add(item[1:])
     return [p for p in PIPELINE if p.name not in dropped]
 
