@@ -154,13 +154,15 @@ def _small_subgraph(value: Value, max_nodes: int) -> list | None:
         node = stack.pop()
         if node.op.leaf and node.op.name != "constant":
             return None
+        if node.op.name in SHAPE_ONLY and node.inputs[0].type.is_static:
+            continue  # only the input's static shape is read, not its value
         for v in node.inputs:
             if v.node not in seen:
                 if len(seen) >= max_nodes:
                     return None
                 seen.add(v.node)
                 stack.append(v.node)
-    return topological_order([value])
+    return [n for n in topological_order([value]) if n in seen]
 
 
 __all__ = ["fold_constants", "static_value"]

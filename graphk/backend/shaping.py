@@ -15,7 +15,8 @@ from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
 from ..ir.ops import indexing
 from ..ir.ops import shape as ops
-from ..ir.ops.leaf import constant, constant_value
+from ..ir.ops.leaf import constant
+from ..passes.fold import static_value  # constant_value, seeing through small constant subgraphs
 from ..ir.shapes import SymDim, same_dim
 from .arguments import argument_error, static_int, to_int32
 from .sparse import SparseTensor, sparse_concatenate, to_dense
@@ -51,7 +52,7 @@ def _dim_reference(value: Value):
 def _entry(item):
     """One target entry: an int, a (tensor, axis) dim reference, or an int scalar tensor."""
     if isinstance(item, Value):
-        fixed = constant_value(item)
+        fixed = static_value(item)
         if fixed is not None and fixed.ndim == 0:
             return int(fixed)
         if item.type.ndim != 0 or not is_integer(item.type.dtype):
@@ -70,7 +71,7 @@ def _target_entries(target):
         return [_entry(item) for item in target]
     if not isinstance(target, Value):
         return [_entry(item) for item in np.ravel(target).tolist()]
-    fixed = constant_value(target)
+    fixed = static_value(target)
     if fixed is not None:
         return [int(v) for v in np.ravel(fixed)]
     if target.op_name == "shape_of":
@@ -224,16 +225,51 @@ def _tile_at_run_time(x: Value, n) -> Value:
     return ops.tile_dynamic(x, n)
 
 
-def tile(x, n) -> Value:
-    """x repeated n[i] times along axis i; a shorter n is padded with leading 1s."""
-    x = _as_tensor(x)
+def _static_counts(n):
+    """n's counts as Python values if they are known now (constant tensors included), else
+    None: TensorFlow's shape inference reads constant values, so tile's shape is static."""
     if isinstance(n, Value):
-        fixed = constant_value(n)
-        if fixed is None:
-            return _tile_at_run_time(x, n)
-        n = fixed.tolist()
-    elif not np.ndim(n) == 0 and any(isinstance(r, Value) for r in n):
-        return _tile_at_run_time(x, _as_tensors(n))
+        fixed = static_value(n)
+        return None if fixed is None else fixed.tolist()
+    if np.ndim(n) == 0 or not any(isinstance(r, Value) for r in n):
+        return n
+    fixed = [static_value(r) if isinstance(r, Value) else r for r in n]
+    return None if any(f is None for f in fixed) else fixed
+
+
+def _known_int(count):
+    """A count as an int if it is known now, else None."""
+    fixed = static_value(count) if isinstance(count, Value) else count
+    return None if fixed is None else int(fixed)
+
+
+def tile(x, n) -> Value:
+    """x repeated n[i] times along axis i; a shorter n is padded with leading 1s.
+
+    Arguments:
+        x: a tensor.
+        n: an int, a list of ints, or int tensors; counts computed from
+            constants alone are read now, so the result's shape is static.
+
+    Returns:
+        The tiled tensor.
+
+    Example:
+        >>> x = K.placeholder((None, 4))
+        >>> K.int_shape(K.tile(x, K.constant([1, 3], dtype="int32")))
+        (None, 12)
+    """
+    x = _as_tensor(x)
+    counts = _static_counts(n)
+    if counts is None and isinstance(n, Value):
+        return _tile_at_run_time(x, n)
+    if counts is None:  # some counts known now: they still fix those axes' sizes
+        known = [_known_int(r) for r in n]
+        known = [1] * (x.type.ndim - len(known)) + known
+        sizes = [d * c if isinstance(d, int) and isinstance(c, int) else None
+                 for d, c in zip(x.type.shape, known)]
+        return _with_known_sizes(_tile_at_run_time(x, _as_tensors(n)), sizes)
+    n = counts
     reps = [n] if np.ndim(n) == 0 else list(n)
     reps = [static_int(r, "a count in `n`", "tile", truncate=True) for r in reps]
     if len(reps) < x.type.ndim:
@@ -245,9 +281,26 @@ def tile(x, n) -> Value:
 
 
 def repeat_elements(x, rep, axis) -> Value:
-    """Each element repeated `rep` times along `axis`, like np.repeat."""
+    """Each element repeated `rep` times along `axis`, like np.repeat.
+
+    Arguments:
+        x: a tensor.
+        rep: how many times (a Python int, or a constant scalar tensor).
+        axis: the axis to repeat along.
+
+    Returns:
+        A tensor whose `axis` is `rep` times longer (unknown if it was), with
+        `_keras_shape` set as Keras' TensorFlow backend sets it.
+
+    Example:
+        >>> K.eval(K.repeat_elements(K.constant([[1, 2]]), 2, axis=1))
+        array([[1., 1., 2., 2.]], dtype=float32)
+    """
     x = _as_tensor(x)
-    return ops.repeat_elements(x, static_int(rep, "rep", "repeat_elements", truncate=True), axis)
+    result = ops.repeat_elements(x, static_int(rep, "rep", "repeat_elements", truncate=True),
+                                 axis)
+    result._keras_shape = result.type.int_shape
+    return result
 
 
 def repeat(x, n) -> Value:
@@ -263,7 +316,7 @@ def repeat(x, n) -> Value:
 def _vector(value, op_name: str) -> list:
     """A start/size argument as a list of ints and int scalar tensors."""
     if isinstance(value, Value):
-        fixed = constant_value(value)
+        fixed = static_value(value)
         if fixed is not None:
             return [int(v) for v in np.ravel(fixed)]
         length = value.type.shape[0] if value.type.ndim == 1 else None
@@ -273,7 +326,7 @@ def _vector(value, op_name: str) -> list:
         return [indexing.getitem(value, i) for i in range(length)]
     result = []
     for item in value:
-        fixed = constant_value(item) if isinstance(item, Value) else None
+        fixed = static_value(item) if isinstance(item, Value) else None
         result.append(int(fixed) if fixed is not None else
                       item if isinstance(item, Value) else int(item))
     return result
@@ -297,7 +350,24 @@ def _slice_bounds(x: Value, axis: int, start, size) -> py_slice:
 
 
 def slice(x, start, size) -> Value:
-    """tf.slice: the block of `size` elements from `start` on each axis (size -1: to the end)."""
+    """tf.slice: the block of `size` elements from `start` on each axis.
+
+    Arguments:
+        x: a tensor.
+        start: the first index on each axis (ints, or int scalar tensors).
+        size: how many elements on each axis; -1 takes the rest of the axis.
+
+    Returns:
+        The block. Where a size is a known int (not -1), the result has that
+        size in its static shape (K.int_shape) even when x's axis is unknown,
+        as TensorFlow's shape inference gives it; a block reaching past the
+        end of such an axis is an error when the function runs.
+
+    Example:
+        >>> x = K.placeholder((None, 5))
+        >>> K.int_shape(K.slice(x, [0, 1], [2, 3]))
+        (2, 3)
+    """
     x = _as_tensor(x)
     starts, sizes = _vector(start, "slice"), _vector(size, "slice")
     if not x.type.ndim == len(starts) == len(sizes):
@@ -305,7 +375,22 @@ def slice(x, start, size) -> Value:
                                       f"(rank {x.type.ndim}, {len(starts)} starts, "
                                       f"{len(sizes)} sizes)", ValueError)
     key = tuple(_slice_bounds(x, axis, s, n) for axis, (s, n) in enumerate(zip(starts, sizes)))
-    return indexing.getitem(x, key)
+    return _with_known_sizes(indexing.getitem(x, key), sizes)
+
+
+def _with_known_sizes(block: Value, sizes: list) -> Value:
+    """block, its dims pinned to the sizes given as ints (a static reshape, free at run time).
+
+    NumPy's slicing shortens a block that runs past the end, so its type rule
+    cannot promise the size on an unknown axis; tf.slice promises it and fails
+    instead, which the reshape's element-count check reproduces.
+    """
+    dims = block.type.shape
+    pinned = [n if isinstance(n, int) and n != -1 else copied_dim(block, axis)
+              for axis, n in enumerate(sizes)]
+    if all(isinstance(d, int) or not isinstance(p, int) for d, p in zip(dims, pinned)):
+        return block  # nothing to pin
+    return ops.reshape(block, pinned)
 
 
 def gather(reference, indices) -> Value:
