@@ -1,1 +1,73 @@
-"""The LLVM lowering of fused regions: kernels, the vector math library, the runtime."""
+"""The LLVM lowering of fused regions: kernels, the vector math library, the runtime.
+
+    compile_fused(node) -> FusedKernel     # one fused node, compiled now
+    FunctionLowering()                     # the kernel_for hook of one compiled function:
+                                           # every fused node into one LLVM module
+
+A FusedKernel is `kernel(*input_arrays) -> array or tuple`, like the node's
+NumPy kernel; it checks run-time shapes itself and specializes on the
+broadcast/contiguity pattern (runtime.py). Modules: target.py (host, pass
+pipeline, object code), scalar_llvm.py (the scalar builder in LLVM IR),
+plan.py (stages of a region), kernel.py (loop nests), compiler.py (modules
+and caches), cache.py (keys, memory and disk caches), runtime.py (the call).
+"""
+from __future__ import annotations
+
+from .compiler import ModuleBuilder, Region
+from .plan import Unsupported
+from .runtime import FusedKernel
+
+__all__ = ["compile_fused", "FunctionLowering", "FusedKernel", "Unsupported"]
+
+
+def _numpy_kernel(node):
+    from ..fused_numpy import compile_fused as compile_numpy
+
+    return compile_numpy(node)
+
+
+def compile_fused(node, small_on_numpy: bool = True) -> FusedKernel:
+    """The LLVM kernel of one fused node (raises Unsupported with the reason).
+
+    With `small_on_numpy`, calls on few elements run the blocked NumPy kernel
+    (runtime.NUMPY_BELOW)."""
+    region = Region(node.attrs["body"])
+    builder = ModuleBuilder()
+    builder.request(region, region.expected_variant)
+    builder.finish()
+    return FusedKernel(node, region, _numpy_kernel(node) if small_on_numpy else None)
+
+
+class FunctionLowering:
+    """`kernel_for(node)` for one compiled function: fused nodes to LLVM, one module.
+
+    Every fused node it accepts is emitted into a shared module that `finish()`
+    compiles (or loads from the caches); `decisions` records, per node, which
+    lowering runs it and why (for fn.report()).
+    """
+
+    def __init__(self, small_on_numpy: bool = True):
+        self.builder = ModuleBuilder()
+        self.small_on_numpy = small_on_numpy
+        self.decisions: dict = {}  # node -> (lowering, reason)
+
+    def __call__(self, node):
+        if node.op.name != "fused":
+            return None
+        try:
+            region = Region(node.attrs["body"])
+            self.builder.request(region, region.expected_variant)
+        except Unsupported as error:
+            self.decisions[node] = ("numpy", f"LLVM: {error}")
+            return None
+        fallback = _numpy_kernel(node) if self.small_on_numpy else None
+        kernel = FusedKernel(node, region, fallback)
+        region.pending_builder = self.builder
+        self.decisions[node] = ("llvm", f"{region.expected_variant} entry, "
+                                        f"{len(region.plan.stages)} loop nest(s), "
+                                        f"{region.plan.depth} shared loop(s)")
+        return kernel
+
+    def finish(self) -> None:
+        """Compile the module holding every accepted node's entry point."""
+        self.builder.finish()

@@ -1,0 +1,173 @@
+"""Kernel caches: canonical region keys, loaded objects in memory, object code on disk.
+
+- `region_key(body)` is the canonical text of a fused body: op names,
+  attributes, input positions and types with symbolic dims renumbered by
+  first appearance. No locations, no value or graph names, never a Graph
+  object, so equal regions built anywhere (in this process or another) get
+  one key.
+- In memory, `MEMORY` maps a kernel key (region key, entry variant, host) to
+  the loaded object and symbol that implement it: compiling the same region
+  twice costs a dictionary lookup. It is bounded (least recently used go).
+- On disk, object code lives in GRAPHK_CACHE_DIR (default ~/.cache/graphk) as
+  `<sha256 of the module key>.o` behind a header holding a magic string, the
+  payload length and its sha256: a truncated or corrupted file is detected
+  and recompiled. Nothing is ever unpickled. A directory that cannot be
+  created or written turns the disk cache off for the process (not an error).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from .target import host_key
+
+MAGIC = b"graphk-llvm-object-v1\n"
+MEMORY_ENTRIES = 512
+
+
+def _dims(shape, names: dict) -> str:
+    parts = []
+    for d in shape:
+        if isinstance(d, int):
+            parts.append(str(d))
+        else:
+            parts.append("?" + str(names.setdefault(d.root(), len(names))))
+    return "(" + ",".join(parts) + ")"
+
+
+def _attr_text(value) -> str:
+    if isinstance(value, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+        return f"array[{value.dtype.name}{value.shape}:{digest}]"
+    if isinstance(value, float):
+        return float.hex(value)
+    return repr(value)
+
+
+def region_key(body) -> str:
+    """The canonical text of a fused body (see the module docstring)."""
+    names: dict = {}
+    numbers: dict = {}
+    lines = []
+    for i, value in enumerate(body.inputs):
+        numbers[value] = len(numbers)
+        lines.append(f"in {value.type.dtype}{_dims(value.type.shape, names)}")
+    for node in body.nodes:
+        if node.op.name == "placeholder":
+            continue
+        attrs = ",".join(f"{k}={_attr_text(v)}" for k, v in sorted(node.attrs.items()))
+        args = ",".join(str(numbers[v]) for v in node.inputs)
+        types = ",".join(f"{v.type.dtype}{_dims(v.type.shape, names)}" for v in node.outputs)
+        for value in node.outputs:
+            numbers[value] = len(numbers)
+        lines.append(f"{node.op.name}({args}){{{attrs}}}->{types}")
+    lines.append("out " + ",".join(str(numbers[v]) for v in body.outputs))
+    return "\n".join(lines)
+
+
+def kernel_key(region: str, variant: str) -> str:
+    """The key of one compiled entry point: its region, its variant and the host."""
+    return hashlib.sha256(f"{region}\n{variant}\n{host_key()}".encode()).hexdigest()
+
+
+class MemoryCache:
+    """kernel key -> (loaded object, symbol), least recently used first out."""
+
+    def __init__(self, entries: int = MEMORY_ENTRIES):
+        self.entries = entries
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: str, item) -> None:
+        with self._lock:
+            self._items[key] = item
+            self._items.move_to_end(key)
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+MEMORY = MemoryCache()
+
+
+class DiskCache:
+    """Object files under `directory`, each behind a checksum header."""
+
+    def __init__(self, directory: str | None = None):
+        self.directory = directory or os.environ.get("GRAPHK_CACHE_DIR") or os.path.join(
+            os.path.expanduser("~"), ".cache", "graphk")
+        self.enabled = True
+        self.disabled_because: str | None = None
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.directory, f"{key}.o")
+
+    def load(self, key: str) -> bytes | None:
+        """The object code stored for `key`, or None (missing, truncated or corrupted)."""
+        if not self.enabled:
+            return None
+        try:
+            with open(self._path(key), "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        header_size = len(MAGIC) + 8 + 32
+        if len(data) < header_size or not data.startswith(MAGIC):
+            return None
+        length = int.from_bytes(data[len(MAGIC):len(MAGIC) + 8], "little")
+        digest = data[len(MAGIC) + 8:header_size]
+        payload = data[header_size:]
+        if len(payload) != length or hashlib.sha256(payload).digest() != digest:
+            return None
+        return payload
+
+    def store(self, key: str, obj: bytes) -> None:
+        """Write atomically (temporary file, then rename); a failure turns the cache off."""
+        if not self.enabled:
+            return
+        header = MAGIC + len(obj).to_bytes(8, "little") + hashlib.sha256(obj).digest()
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(header + obj)
+            os.replace(temporary, self._path(key))
+        except OSError as error:
+            self.enabled = False
+            self.disabled_because = f"{self.directory}: {error.strerror or error}"
+
+
+_disk: DiskCache | None = None
+
+
+def disk_cache() -> DiskCache:
+    """The process's disk cache (GRAPHK_CACHE_DIR read when first used)."""
+    global _disk
+    if _disk is None:
+        _disk = DiskCache()
+    return _disk
+
+
+def set_disk_cache(directory: str | None) -> DiskCache:
+    """Point the disk cache somewhere else (tests); None reads GRAPHK_CACHE_DIR again."""
+    global _disk
+    _disk = DiskCache(directory)
+    return _disk

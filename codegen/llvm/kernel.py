@@ -1,0 +1,457 @@
+"""LLVM IR for one fused region: the loop nests of its plan (see plan.py).
+
+Two entry points per region, both `void(i64 begin, i64 end, ...)`:
+
+    flat(begin, end, ptr* buffers)
+        One loop over elements begin..end of a single elementwise stage whose
+        operands are all contiguous with the output's shape or single
+        elements: unit strides known at compile time, the fast path.
+    nest(begin, end, ptr* buffers, i64* extents, i64* strides)
+        The general loop nest: every stage's extents and every access's
+        strides (in elements, in the stage's axes, 0 where broadcast) come at
+        run time, laid out as `Layout` says. begin..end is the range of the
+        first shared loop (threads split it); with no shared loop the caller
+        passes 0..1.
+
+Each entry loads its buffer pointers and calls an internal body whose
+pointer arguments are `noalias` (outputs and scratch never overlap anything
+else; inputs are only read), so loads of earlier results hoist out of inner
+loops and the vectorizer needs no run-time overlap checks.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from ...ir.shapes import same_dim
+from .plan import Plan, Unsupported, accumulate_dtype
+from .scalar_llvm import LLVMScalarBuilder, Scalar, register_type
+
+I64 = ir.IntType(64)
+PTR = ir.PointerType()
+_STORAGE = {"bool": ir.IntType(8)}
+
+
+def storage_type(dtype: str) -> ir.Type:
+    """The LLVM type of one element in memory (bool is a byte)."""
+    return _STORAGE.get(dtype) or register_type(dtype)
+
+
+class Layout:
+    """Where each stage's extents and each access's strides sit in the run-time arrays."""
+
+    def __init__(self, plan: Plan):
+        self.extent_offset: list = []
+        self.stride_offset: dict = {}  # (stage index, slot) -> offset
+        extents = strides = 0
+        for s, stage in enumerate(plan.stages):
+            self.extent_offset.append(extents)
+            extents += stage.rank
+            for slot in accesses(plan, stage):
+                self.stride_offset[(s, slot)] = strides
+                strides += stage.rank
+        self.num_extents = max(extents, 1)
+        self.num_strides = max(strides, 1)
+
+
+def accesses(plan: Plan, stage) -> list:
+    """Slots a stage touches: its loads, then its stores."""
+    if stage.kind == "reduce":
+        return list(stage.reads) + [plan.slot_of[stage.node.outputs[0]]]
+    return list(stage.reads) + [slot for _, slot in stage.stores]
+
+
+# --- loops -----------------------------------------------------------------------
+
+def for_range(b: ir.IRBuilder, start, stop, emit_body, carried=()):
+    """for i in [start, stop): values = emit_body(i, values), a rotated loop.
+
+    Returns the carried values after the loop (their initial values when it
+    runs zero times)."""
+    entry = b.block
+    loop = b.append_basic_block("loop")
+    after = b.append_basic_block("after")
+    b.cbranch(b.icmp_signed("<", start, stop), loop, after)
+    b.position_at_end(loop)
+    index = b.phi(I64)
+    index.add_incoming(start, entry)
+    phis = []
+    for value in carried:
+        phi = b.phi(value.type)
+        phi.add_incoming(value, entry)
+        phis.append(phi)
+    updated = emit_body(index, phis) if carried else (emit_body(index, ()) or ())
+    following = b.add(index, ir.Constant(I64, 1))
+    following.flags.append("nsw")
+    latch = b.block
+    index.add_incoming(following, latch)
+    for phi, value in zip(phis, updated):
+        phi.add_incoming(value, latch)
+    b.cbranch(b.icmp_signed("<", following, stop), loop, after)
+    b.position_at_end(after)
+    results = []
+    for init, value in zip(carried, updated):
+        result = b.phi(init.type)
+        result.add_incoming(init, entry)
+        result.add_incoming(value, latch)
+        results.append(result)
+    return results
+
+
+# --- element values ------------------------------------------------------------------
+
+def _python_number(array, dtype: str):
+    item = array.reshape(()).item()
+    return bool(item) if dtype == "bool" else item
+
+
+class Element:
+    """Values of one stage at one loop point, computed on demand and memoized."""
+
+    def __init__(self, emitter: "Emitter", address):
+        self.emitter = emitter
+        self.address = address  # slot -> pointer to this point's element
+        self.memo: dict = {}
+
+    def value(self, v) -> Scalar:
+        stack = [v]
+        while stack:  # iterative: long chains need no deep recursion
+            top = stack[-1]
+            if top in self.memo:
+                stack.pop()
+                continue
+            pending = self._pending_inputs(top)
+            if pending:
+                stack.extend(pending)
+                continue
+            self.memo[top] = self._compute(top)
+            stack.pop()
+        return self.memo[v]
+
+    def _pending_inputs(self, v) -> list:
+        if v in self.emitter.plan.slot_of or v.node.op.name == "constant":
+            return []
+        return [u for u in v.node.inputs if u not in self.memo]
+
+    def _compute(self, v) -> Scalar:
+        e = self.emitter
+        node = v.node
+        if v in e.plan.slot_of:
+            return e.load(self.address(e.plan.slot_of[v]), v)
+        if node.op.name == "constant":
+            return e.sb.const(_python_number(node.attrs["value"], v.type.dtype), v.type.dtype)
+        args = [self.memo[u] for u in node.inputs]
+        result = node.op.scalar(e.sb, *args, **node.attrs)
+        if result.dtype != v.type.dtype:
+            raise Unsupported(f"{node.op.name} (built at {node.location}): its scalar rule gives "
+                              f"{result.dtype}, the node's type is {v.type.dtype}")
+        return result
+
+
+class Emitter:
+    """Emits the entry points of one region into a module."""
+
+    def __init__(self, module: ir.Module, plan: Plan, name: str):
+        self.module = module
+        self.plan = plan
+        self.name = name
+        self.layout = Layout(plan)
+        self.b: ir.IRBuilder = None
+        self.sb: LLVMScalarBuilder = None
+        self.counts: dict = {}  # mean node -> element count (float of its dtype)
+
+    # --- memory -------------------------------------------------------------------
+    def load(self, pointer, v) -> Scalar:
+        """The element of memory-backed value `v` at `pointer`, as a register value."""
+        slot = self.plan.slots[self.plan.slot_of[v]]
+        raw = self.b.load(pointer, typ=storage_type(slot.dtype))
+        dtype = v.type.dtype
+        if slot.dtype == "bool":
+            return Scalar(self.b.icmp_unsigned("!=", raw, ir.Constant(raw.type, 0)), "bool")
+        value = Scalar(raw, slot.dtype)
+        node = v.node
+        if node.op.name == "reduce_mean":
+            count = self.sb.cast(Scalar(self.counts[node], "int64"), slot.dtype)
+            value = self.sb.div(value, count)
+        if slot.dtype != dtype:  # float16 reductions keep float32 scratch
+            value = self.sb.cast(value, dtype)
+        return value
+
+    def store(self, pointer, value: Scalar, dtype: str) -> None:
+        if value.dtype != dtype:
+            value = self.sb.cast(value, dtype)
+        raw = value.value
+        if dtype == "bool":
+            raw = self.b.zext(raw, storage_type("bool"))
+        self.b.store(raw, pointer)
+
+    def element_pointer(self, base, offset, slot: int):
+        return self.b.gep(base, [offset], source_etype=storage_type(self.plan.slots[slot].dtype))
+
+    # --- functions -------------------------------------------------------------------
+    def _body_function(self, suffix: str, extra: list) -> ir.Function:
+        n = len(self.plan.slots)
+        fnty = ir.FunctionType(ir.VoidType(), [I64, I64] + [PTR] * n + extra)
+        fn = ir.Function(self.module, fnty, f"{self.name}.{suffix}.body")
+        fn.linkage = "internal"
+        for k, slot in enumerate(self.plan.slots):
+            arg = fn.args[2 + k]
+            arg.add_attribute("noalias")
+            if slot.kind in ("input", "constant"):
+                arg.add_attribute("nofree")
+        for arg in fn.args[2 + n:]:
+            arg.add_attribute("noalias")
+            arg.add_attribute("nofree")
+        fn.attributes.add("nounwind")
+        return fn
+
+    def _entry(self, suffix: str, extra: list, body: ir.Function) -> None:
+        """`void name.suffix(begin, end, ptr* buffers, extra...)`: loads pointers, calls body."""
+        fnty = ir.FunctionType(ir.VoidType(), [I64, I64, PTR] + extra)
+        fn = ir.Function(self.module, fnty, f"{self.name}.{suffix}")
+        fn.attributes.add("nounwind")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        pointers = [b.load(b.gep(fn.args[2], [ir.Constant(I64, k)], source_etype=PTR), typ=PTR)
+                    for k in range(len(self.plan.slots))]
+        b.call(body, [fn.args[0], fn.args[1]] + pointers + list(fn.args[3:]))
+        b.ret_void()
+
+    def _start(self, fn: ir.Function) -> None:
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.sb = LLVMScalarBuilder(self.b, self.module)
+
+    # --- flat ---------------------------------------------------------------------
+    def emit_flat(self) -> str:
+        """The flat entry point (plan.flat_eligible()); returns its symbol name."""
+        stage = self.plan.stages[0]
+        body = self._body_function("flat", [])
+        self._start(body)
+        bases = body.args[2:]
+        def emit(i, _):
+            def address(slot):
+                offset = i if _is_full(self.plan, stage, slot) else ir.Constant(I64, 0)
+                return self.element_pointer(bases[slot], offset, slot)
+            element = Element(self, address)
+            for value, slot in stage.stores:
+                self.store(address(slot), element.value(value), self.plan.slots[slot].dtype)
+        for_range(self.b, body.args[0], body.args[1], emit)
+        self.b.ret_void()
+        self._entry("flat", [], body)
+        return f"{self.name}.flat"
+
+    # --- nest ---------------------------------------------------------------------
+    def emit_nest(self, depth: int, generic: bool = False) -> str:
+        """The loop-nest entry point sharing `depth` leading loops; returns its name.
+
+        Unless `generic`, innermost strides are the compile-time ones of
+        `inner_strides` (unit or 0: vectorizes without versioning); the
+        generic entry reads every stride at run time."""
+        suffix = f"nest{depth}" + ("g" if generic else "")
+        self.inner = {} if generic else inner_strides(self.plan)
+        body = self._body_function(suffix, [PTR, PTR])
+        self._start(body)
+        n = len(self.plan.slots)
+        bases, extents_ptr, strides_ptr = body.args[2:2 + n], body.args[2 + n], body.args[3 + n]
+        extents = self._load_all(extents_ptr, self.layout.num_extents)
+        strides = self._load_all(strides_ptr, self.layout.num_strides)
+        self._mean_counts(extents)
+        stages = self.plan.stages
+        begin, end = body.args[0], body.args[1]
+
+        def shared(level, indices):
+            if level == depth:
+                for s in range(len(stages)):
+                    self._stage(s, depth, indices, bases, extents, strides)
+                return
+            start = begin if level == 0 else ir.Constant(I64, 0)
+            stop = end if level == 0 else extents[self.layout.extent_offset[0] + level]
+            for_range(self.b, start, stop, lambda i, _: shared(level + 1, indices + [i]))
+
+        shared(0, [])
+        self.b.ret_void()
+        self._entry(suffix, [PTR, PTR], body)
+        return f"{self.name}.{suffix}"
+
+    def _load_all(self, pointer, count: int) -> list:
+        return [self.b.load(self.b.gep(pointer, [ir.Constant(I64, k)], source_etype=I64), typ=I64)
+                for k in range(count)]
+
+    def _mean_counts(self, extents: list) -> None:
+        for s, stage in enumerate(self.plan.stages):
+            if stage.kind == "reduce" and stage.node.op.name == "reduce_mean":
+                count = ir.Constant(I64, 1)
+                for axis in stage.reduced_axes:
+                    count = self.b.mul(count, extents[self.layout.extent_offset[s] + axis])
+                self.counts[stage.node] = count
+
+    def _stage(self, s: int, depth: int, outer: list, bases, extents, strides) -> None:
+        stage = self.plan.stages[s]
+        rank = stage.rank
+        ext = extents[self.layout.extent_offset[s]:self.layout.extent_offset[s] + rank]
+
+        def address_at(indices):
+            def address(slot):
+                base = self.layout.stride_offset[(s, slot)]
+                offset = ir.Constant(I64, 0)
+                inner = self.inner.get((s, slot))
+                for axis, index in enumerate(indices):
+                    if axis == rank - 1 and inner is not None:
+                        if inner:
+                            offset = self.b.add(offset, index)
+                        continue
+                    term = self.b.mul(index, strides[base + axis])
+                    offset = self.b.add(offset, term)
+                return self.element_pointer(bases[slot], offset, slot)
+            return address
+
+        if stage.kind == "output":
+            def point(indices):
+                address = address_at(indices)
+                element = Element(self, address)
+                for value, slot in stage.stores:
+                    self.store(address(slot), element.value(value), self.plan.slots[slot].dtype)
+            self._nest(depth, rank, ext, outer, point)
+        else:
+            self._reduce_stage(s, depth, outer, ext, address_at)
+
+    def _nest(self, level: int, rank: int, ext: list, indices: list, point) -> None:
+        if level == rank:
+            point(indices)
+            return
+        for_range(self.b, ir.Constant(I64, 0), ext[level],
+                  lambda i, _: self._nest(level + 1, rank, ext, indices + [i], point))
+
+    def _reduce_stage(self, s, depth, outer, ext, address_at) -> None:
+        stage = self.plan.stages[s]
+        node = stage.node
+        slot = self.plan.slot_of[node.outputs[0]]
+        acc_dtype = accumulate_dtype(node.outputs[0].type.dtype)
+        rank = stage.rank
+        combine = _combiner(self, node.op.name, acc_dtype)
+
+        def element_value(indices):
+            element = Element(self, address_at(indices))
+            value = element.value(node.inputs[0])
+            return self.sb.cast(value, acc_dtype) if value.dtype != acc_dtype else value
+
+        def accumulate_in_memory(indices, value):
+            pointer = address_at(indices)(slot)
+            old = self.load_raw(pointer, slot)
+            self.store(pointer, combine(old, value), acc_dtype)
+
+        if rank > depth and (rank - 1) in stage.reduced_axes:
+            # innermost axis reduced: a register accumulator (vectorized with reassociation)
+            def row(indices):
+                identity = self.sb.const(_identity(node.op.name, acc_dtype), acc_dtype)
+
+                def step(i, carried):
+                    value = element_value(indices + [i])
+                    return [combine(Scalar(carried[0], acc_dtype), value, reassociate=True).value]
+                (total,) = for_range(self.b, ir.Constant(I64, 0), ext[rank - 1], step,
+                                     [identity.value])
+                accumulate_in_memory(indices + [ir.Constant(I64, 0)], Scalar(total, acc_dtype))
+            self._nest(depth, rank - 1, ext, outer, row)
+        else:
+            self._nest(depth, rank, ext, outer,
+                       lambda indices: accumulate_in_memory(indices, element_value(indices)))
+
+    def load_raw(self, pointer, slot: int) -> Scalar:
+        dtype = self.plan.slots[slot].dtype
+        raw = self.b.load(pointer, typ=storage_type(dtype))
+        if dtype == "bool":
+            return Scalar(self.b.icmp_unsigned("!=", raw, ir.Constant(raw.type, 0)), "bool")
+        return Scalar(raw, dtype)
+
+
+def inner_strides(plan: Plan) -> dict:
+    """(stage, slot) -> the innermost stride (1 or 0) the static types promise, for
+    accesses where they do; the run time checks the promise (else the generic entry)."""
+    result = {}
+    for s, stage in enumerate(plan.stages):
+        if stage.rank == 0:
+            continue
+        last = stage.root.type.shape[-1]
+        written = plan.slot_of[stage.node.outputs[0]] if stage.kind == "reduce" else None
+        for slot in accesses(plan, stage):
+            info = plan.slots[slot]
+            shape = info.value.type.shape
+            if slot == written:
+                result[(s, slot)] = 0 if stage.rank - 1 in stage.reduced_axes else 1
+            elif not shape or (shape[-1] == 1 and last != 1):
+                result[(s, slot)] = 0
+            elif same_dim(shape[-1], last) and (info.kind != "input" or last != 1):
+                result[(s, slot)] = 1
+    return result
+
+
+def _is_full(plan: Plan, stage, slot: int) -> bool:
+    """In the flat entry: a slot indexed by the element (not a single broadcast element)."""
+    info = plan.slots[slot]
+    if info.kind == "output":
+        return True
+    return not all(d == 1 for d in info.value.type.shape)
+
+
+def flat_slots_ok(plan: Plan) -> bool:
+    """Whether every operand of the single stage is either full-shaped or one element."""
+    stage = plan.stages[0]
+    root = stage.root.type.shape
+    for slot in accesses(plan, stage):
+        shape = plan.slots[slot].value.type.shape
+        if all(d == 1 for d in shape):
+            continue
+        if len(shape) != len(root) or not all(
+                a == b or (not isinstance(a, int) and not isinstance(b, int) and a == b)
+                for a, b in zip(shape, root)):
+            return False
+    return True
+
+
+_IDENTITIES = {"reduce_sum": 0, "reduce_mean": 0, "reduce_prod": 1}
+
+
+def _identity(op_name: str, dtype: str):
+    """The start of an accumulation: what the reduction of no elements gives."""
+    import numpy as np
+
+    if op_name in _IDENTITIES:
+        return _IDENTITIES[op_name]
+    largest = op_name == "reduce_min"
+    if dtype == "bool":
+        return largest
+    if dtype in ("float32", "float64"):
+        return float("inf") if largest else float("-inf")
+    info = np.iinfo(dtype)
+    return int(info.max if largest else info.min)
+
+
+def identity(op_name: str, dtype: str):
+    """The value a slot is filled with before a reduction accumulates into it."""
+    return _identity(op_name, accumulate_dtype(dtype))
+
+
+def _combiner(emitter: Emitter, op_name: str, dtype: str):
+    """combine(acc, value, reassociate=False) -> Scalar for the reduction `op_name`."""
+    b = emitter.b
+
+    def combine(acc: Scalar, value: Scalar, reassociate: bool = False) -> Scalar:
+        if op_name in ("reduce_sum", "reduce_mean", "reduce_prod"):
+            is_sum = op_name != "reduce_prod"
+            if dtype in ("float32", "float64"):
+                result = (b.fadd if is_sum else b.fmul)(acc.value, value.value)
+                if reassociate:  # lets the vectorizer keep one partial sum per lane
+                    result.flags.append("reassoc")
+                return Scalar(result, dtype)
+            return Scalar((b.add if is_sum else b.mul)(acc.value, value.value), dtype)
+        largest = op_name == "reduce_max"
+        if dtype == "bool":
+            return Scalar((b.or_ if largest else b.and_)(acc.value, value.value), dtype)
+        if dtype in ("float32", "float64"):  # NaN-propagating, vectorizable reductions
+            name = "maximum" if largest else "minimum"
+            ty = register_type(dtype)
+            fn = emitter.module.declare_intrinsic(f"llvm.{name}", [ty],
+                                                  ir.FunctionType(ty, [ty, ty]))
+            return Scalar(b.call(fn, [acc.value, value.value]), dtype)
+        extreme = emitter.sb.maximum if largest else emitter.sb.minimum
+        return extreme(acc, value)
+
+    return combine

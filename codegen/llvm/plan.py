@@ -1,0 +1,215 @@
+"""The schedule of a fused region: which loop nests (stages) compute it, over
+which memory (slots), and how many leading loops the stages share.
+
+A fused body is split into stages, each one loop nest over a *root* shape:
+- a reduce stage per reduction node loops over the reduction's input shape
+  and accumulates into the reduction's slot (scratch memory, or the output
+  buffer when the reduction is itself an output);
+- output stages loop over an output's shape and store into its buffer
+  (outputs of one shape share a stage).
+Elementwise nodes are not materialized: every stage recomputes the ones it
+needs from loads of inputs, constants and earlier reductions' slots, so a
+chain of any length is one pass over memory. All of a stage's values
+right-align with its root (NumPy broadcasting), so a memory operand of rank
+r read in a stage of rank R uses stage axes R-r..R-1.
+
+Stages run in order, but the first `depth` loops are shared: when no stage
+reduces over them and each reduction's result is read back at the same
+leading index, the kernel runs every stage for one row before the next row
+(softmax: max, then sum, then the output, while the row is in cache), and
+threads split the first shared loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...ir.graph import Graph, Value
+from ...ir.ops.fused import BODY_REDUCTIONS
+from ...ir.shapes import same_dim
+
+
+class Unsupported(NotImplementedError):
+    """A fused region (or a part of it) the LLVM backend does not compile."""
+
+
+@dataclass
+class Slot:
+    """One buffer the kernel reads or writes (one entry of its pointer array)."""
+
+    kind: str  # "input", "constant", "output" or "scratch"
+    dtype: str  # the dtype in memory (a float16 reduction keeps float32 scratch)
+    value: Value  # the body value whose elements the buffer holds
+    index: int = 0  # body input or output position, for "input" and "output"
+
+
+@dataclass
+class Stage:
+    kind: str  # "reduce" or "output"
+    root: Value  # the value whose shape the loop nest spans
+    node: object = None  # the reduction node of a reduce stage
+    stores: list = field(default_factory=list)  # (value, slot index) of an output stage
+    reads: list = field(default_factory=list)  # slot indices loaded in this stage
+
+    @property
+    def rank(self) -> int:
+        return self.root.type.ndim
+
+    @property
+    def reduced_axes(self) -> tuple:
+        return self.node.attrs["axes"] if self.kind == "reduce" else ()
+
+
+@dataclass
+class Plan:
+    body: Graph
+    slots: list
+    stages: list
+    depth: int
+    slot_of: dict  # Value -> slot index, for memory-backed values
+
+    def flat_eligible(self) -> bool:
+        """One elementwise stage: may run as a single flat loop when memory allows."""
+        return len(self.stages) == 1 and self.stages[0].kind == "output"
+
+
+def accumulate_dtype(dtype: str) -> str:
+    """The dtype a reduction accumulates in: float16 sums in float32."""
+    return "float32" if dtype == "float16" else dtype
+
+
+def _is_scalar_constant(node) -> bool:
+    return node.op.name == "constant" and node.attrs["value"].size == 1
+
+
+def _check_nodes(body: Graph) -> None:
+    for node in body.nodes:
+        name = node.op.name
+        if name in ("placeholder", "constant") or name in BODY_REDUCTIONS:
+            continue
+        if name == "sum_to":
+            raise Unsupported(f"sum_to (built at {node.location}) in a fused body: the LLVM "
+                              "backend needs it as reduce_sum over static axes")
+        if not node.op.elementwise:
+            raise Unsupported(f"{name} (built at {node.location}) cannot be compiled in a fused "
+                              "body")
+        if node.op.scalar is None:
+            raise Unsupported(f"{name} (built at {node.location}) has no scalar rule")
+        _check_right_aligned(node)
+    for node in body.nodes:
+        if node.op.name == "reduce_mean" and node.outputs[0].type.dtype not in (
+                "float16", "float32", "float64"):
+            raise Unsupported(f"reduce_mean of {node.outputs[0].type.dtype} (built at "
+                              f"{node.location}): integer means truncate; not compiled")
+
+
+def _check_right_aligned(node) -> None:
+    """Elementwise operands broadcast NumPy's way against the node's output."""
+    out = node.outputs[0].type.shape
+    for value in node.inputs:
+        shape = value.type.shape
+        if len(shape) > len(out):
+            raise Unsupported(f"{node.op.name} (built at {node.location}): an operand of rank "
+                              f"{len(shape)} has more axes than its result")
+        for d, e in zip(shape, out[len(out) - len(shape):]):
+            if not (d == 1 or same_dim(d, e) or not isinstance(d, int) or not isinstance(e, int)):
+                raise Unsupported(f"{node.op.name} (built at {node.location}): operand shape "
+                                  f"{shape} does not broadcast to {out} from the right")
+
+
+def _reads(value: Value, slot_of: dict, found: list, seen: set) -> None:
+    """Slots a stage loads to compute `value` (walks elementwise nodes, stops at memory)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in slot_of:
+            found.append(slot_of[v])
+        elif v.node.op.name not in ("constant", "placeholder"):
+            stack.extend(v.node.inputs)
+
+
+def make_plan(body: Graph) -> Plan:
+    """The stages, slots and shared depth of a fused body (raises Unsupported)."""
+    _check_nodes(body)
+    slots: list = []
+    slot_of: dict = {}
+    for i, value in enumerate(body.inputs):
+        slot_of[value] = len(slots)
+        slots.append(Slot("input", value.type.dtype, value, i))
+    for node in body.nodes:
+        if node.op.name == "constant" and not _is_scalar_constant(node):
+            slot_of[node.outputs[0]] = len(slots)
+            slots.append(Slot("constant", node.outputs[0].type.dtype, node.outputs[0]))
+    output_slot: dict = {}
+    for k, value in enumerate(body.outputs):
+        output_slot.setdefault(value, len(slots))
+        slots.append(Slot("output", value.type.dtype, value, k))
+    stages: list = []
+    for node in body.nodes:
+        if node.op.name not in BODY_REDUCTIONS:
+            continue
+        value = node.outputs[0]
+        direct = (value in output_slot and node.op.name != "reduce_mean"
+                  and accumulate_dtype(value.type.dtype) == value.type.dtype)
+        if direct:
+            slot_of[value] = output_slot[value]
+        else:
+            slot_of[value] = len(slots)
+            slots.append(Slot("scratch", accumulate_dtype(value.type.dtype), value))
+        stages.append(Stage("reduce", node.inputs[0], node=node))
+    stages.extend(_output_stages(body, slots, slot_of))
+    for stage in stages:
+        seen: set = set()
+        if stage.kind == "reduce":
+            _reads(stage.node.inputs[0], slot_of, stage.reads, seen)
+        for value, _ in stage.stores:
+            _reads(value, slot_of, stage.reads, seen)
+    return Plan(body, slots, stages, _shared_depth(stages, slots, slot_of), slot_of)
+
+
+def _output_stages(body: Graph, slots: list, slot_of: dict) -> list:
+    """One stage per output shape, storing every output (not written by its reduction)."""
+    stages: list = []
+    for k, value in enumerate(body.outputs):
+        slot = next(i for i, s in enumerate(slots) if s.kind == "output" and s.index == k)
+        if slot_of.get(value) == slot:
+            continue  # a reduction accumulates straight into this output
+        stage = next((s for s in stages if _same_shape(s.root, value)), None)
+        if stage is None:
+            stage = Stage("output", value)
+            stages.append(stage)
+        stage.stores.append((value, slot))
+    return stages
+
+
+def _same_shape(a: Value, b: Value) -> bool:
+    sa, sb = a.type.shape, b.type.shape
+    return len(sa) == len(sb) and all(same_dim(x, y) for x, y in zip(sa, sb))
+
+
+def _shared_depth(stages: list, slots: list, slot_of: dict) -> int:
+    """How many leading loops every stage can share (see the module docstring)."""
+    if not stages:
+        return 0
+    depth = min(stage.rank for stage in stages)
+    for stage in stages:
+        if stage.reduced_axes:
+            depth = min(depth, min(stage.reduced_axes))
+    first = stages[0].root.type.shape
+    for stage in stages[1:]:
+        shape = stage.root.type.shape
+        same = 0
+        while same < depth and same_dim(shape[same], first[same]):
+            same += 1
+        depth = same
+    for stage in stages:
+        for slot in stage.reads:
+            if slots[slot].kind == "scratch" or (
+                    slots[slot].kind == "output" and slots[slot].value.node.op.name
+                    in BODY_REDUCTIONS):
+                # a reduction read back at another rank would need other rows' results
+                if slots[slot].value.type.ndim != stage.rank:
+                    depth = 0
+    return depth

@@ -1,0 +1,320 @@
+"""The closure a fused node runs as: checks, specialization, buffers, the native call.
+
+`FusedKernel(node, region)(*arrays)` is called by the generated Python
+program with the node's input arrays and returns its outputs (one array,
+or a tuple for several). Per call it
+
+1. checks the inputs (ndarray of the declared dtype, aligned; a misaligned
+   one is copied) and evaluates the run-time shape of every body value with
+   NumPy's broadcasting rules, so a dim that is neither 1 nor the other
+   size is a ShapeError naming the op and its line, before native code runs;
+2. picks an entry: `flat` when every operand is C-contiguous in the
+   output's shape (or a single element), else the strided loop nest with
+   strides in elements (0 where broadcast; negative strides are fine), with
+   the shared loops of the plan unless the run-time extents disagree;
+3. allocates outputs and scratch (reductions' scratch filled with their
+   identity) and calls the native entry through ctypes, which releases the
+   GIL, split over threads when large.
+
+Everything derived from the input shapes and strides is prepared once per
+(shapes, strides) and cached on the kernel, so a steady call costs a
+dictionary lookup, the allocations and the native call. Native code only
+ever indexes within the extents computed here, so it cannot read or write
+out of bounds whatever the feeds.
+"""
+from __future__ import annotations
+
+import ctypes
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ...ir.errors import located
+from ...ir.ops.fused import BODY_REDUCTIONS
+from ...ir.shapes import ShapeError, format_shape
+from .kernel import accesses, identity
+from .plan import accumulate_dtype
+
+# Below this many elements (summed over the loop nests) a fused node runs its NumPy
+# kernel when one is given: the native call's fixed cost (argument checks, ctypes,
+# allocation: about 10 us here) is then larger than NumPy's. Measured with
+# benchmarks/bench_llvm_overhead.py (see the README).
+NUMPY_BELOW = 256
+# Elements (times the body's op count) per thread before a kernel is split.
+WORK_PER_THREAD = 400_000
+_PREPARED_ENTRIES = 64
+
+_FLAT = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
+_NEST = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                         ctypes.c_void_p, ctypes.c_void_p)
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The persistent helper threads (created once; the budget limits how many work)."""
+    global _pool
+    if _pool is None:
+        from ...threads import capacity
+
+        _pool = ThreadPoolExecutor(max_workers=max(1, capacity() - 1),
+                                   thread_name_prefix="graphk-llvm")
+    return _pool
+
+
+class Prepared:
+    """What one (shapes, strides) pattern of the inputs needs per call."""
+
+    __slots__ = ("variant", "function", "extents", "strides", "outputs", "scratch",
+                 "split", "work")
+
+
+class FusedKernel:
+    """The LLVM lowering of one fused node (see the module docstring)."""
+
+    lowering = "llvm"
+
+    def __init__(self, node, region, fallback=None):
+        self.node = node
+        self.region = region
+        self.plan = region.plan
+        self.body = node.attrs["body"]
+        self.fallback = fallback  # the NumPy kernel, for small sizes
+        self.input_dtypes = [np.dtype(v.type.dtype) for v in self.body.inputs]
+        self.constants = {k: np.ascontiguousarray(slot.value.node.attrs["value"],
+                                                  dtype=slot.dtype)
+                          for k, slot in enumerate(self.plan.slots) if slot.kind == "constant"}
+        self.ops = max(1, sum(1 for n in self.body.nodes if n.op.name != "placeholder"))
+        self._prepared: dict = {}
+        self._functions: dict = {}
+
+    # --- the call -------------------------------------------------------------------
+    def __call__(self, *arrays):
+        arrays = [self._checked(k, a) for k, a in enumerate(arrays)]
+        key = tuple((a.shape, a.strides) for a in arrays)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepare(arrays)
+            if len(self._prepared) >= _PREPARED_ENTRIES:
+                self._prepared.clear()
+            self._prepared[key] = prepared
+        if prepared.variant == "numpy":
+            return self.fallback(*arrays)
+        buffers = self._buffers(arrays, prepared)
+        pointers = (ctypes.c_void_p * len(buffers))(*[b.ctypes.data for b in buffers])
+        self._run(prepared, pointers)
+        outputs = [buffers[k] for k, slot in enumerate(self.plan.slots) if slot.kind == "output"]
+        return tuple(outputs) if len(outputs) > 1 else outputs[0]
+
+    def _checked(self, k: int, array) -> np.ndarray:
+        expected = self.input_dtypes[k]
+        if array.__class__ is not np.ndarray:
+            array = np.asarray(array)
+        if array.dtype != expected:
+            if not np.can_cast(array.dtype, expected, casting="same_kind"):
+                raise TypeError(f"fused node at {self.node.location}: input {k} has dtype "
+                                f"{array.dtype}, expected {expected}")
+            array = array.astype(expected)
+        if array.ndim != self.body.inputs[k].type.ndim:
+            raise ShapeError(f"fused node at {self.node.location}: input {k} has shape "
+                             f"{format_shape(array.shape)}, expected rank "
+                             f"{self.body.inputs[k].type.ndim}")
+        if not array.flags.aligned:  # native loads assume aligned elements
+            array = array.copy()
+        return array
+
+    def _buffers(self, arrays, prepared: Prepared) -> list:
+        buffers = []
+        scratch = iter(prepared.scratch)
+        outputs = iter(prepared.outputs)
+        for k, slot in enumerate(self.plan.slots):
+            if slot.kind == "input":
+                buffers.append(arrays[slot.index])
+            elif slot.kind == "constant":
+                buffers.append(self.constants[k])
+            elif slot.kind == "output":
+                shape, dtype, fill = next(outputs)
+                buffers.append(np.empty(shape, dtype) if fill is None
+                               else np.full(shape, fill, dtype))
+            else:
+                shape, dtype, fill = next(scratch)
+                buffers.append(np.full(shape, fill, dtype))
+        return buffers
+
+    def _run(self, prepared: Prepared, pointers) -> None:
+        function, split = prepared.function, prepared.split
+        if prepared.variant == "flat":
+            call = lambda begin, end: function(begin, end, pointers)  # noqa: E731
+        else:
+            extents = prepared.extents.ctypes.data
+            strides = prepared.strides.ctypes.data
+            call = lambda begin, end: function(begin, end, pointers, extents, strides)  # noqa: E731
+        from ...threads import lease, threads_for
+
+        wanted = threads_for(prepared.work, WORK_PER_THREAD) if split > 1 else 1
+        if wanted <= 1:
+            call(0, split)
+            return
+        with lease(min(wanted, split)) as granted:
+            bounds = [split * t // granted for t in range(granted + 1)]
+            futures = [_executor().submit(call, bounds[t], bounds[t + 1])
+                       for t in range(1, granted)]
+            call(bounds[0], bounds[1])
+            for future in futures:
+                future.result()
+
+    # --- preparation per input pattern ---------------------------------------------------
+    def _prepare(self, arrays) -> Prepared:
+        shapes = self._shapes(arrays)
+        plan, layout = self.plan, self.region.layout
+        prepared = Prepared()
+        extents = [shapes[stage.root] for stage in plan.stages]
+        prepared.work = sum(int(np.prod(e, dtype=np.int64)) for e in extents) * self.ops
+        prepared.outputs = self._output_specs(shapes)
+        prepared.scratch = [(shapes[slot.value], slot.dtype,
+                             identity(slot.value.node.op.name, slot.value.type.dtype))
+                            for slot in plan.slots if slot.kind == "scratch"]
+        if self.fallback is not None and prepared.work < NUMPY_BELOW * self.ops:
+            prepared.variant = "numpy"
+            return prepared
+        if self.region.flat and self._flat_ok(arrays, shapes):
+            prepared.variant = "flat"
+            prepared.split = int(np.prod(extents[0], dtype=np.int64))
+            prepared.function = self._function("flat")
+            return prepared
+        depth = plan.depth
+        if depth and any(tuple(e[:depth]) != tuple(extents[0][:depth]) for e in extents):
+            depth = 0  # the shared loops disagree at run time: run the stages one by one
+        prepared.split = extents[0][0] if depth else 1
+        prepared.extents = np.zeros(layout.num_extents, np.int64)
+        prepared.strides = np.zeros(layout.num_strides, np.int64)
+        for s, stage in enumerate(plan.stages):
+            start = layout.extent_offset[s]
+            prepared.extents[start:start + stage.rank] = extents[s]
+            for slot in accesses(plan, stage):
+                offset = layout.stride_offset[(s, slot)]
+                prepared.strides[offset:offset + stage.rank] = self._stage_strides(
+                    stage, slot, extents[s], arrays, shapes)
+        generic = not self._inner_strides_hold(prepared, extents)
+        prepared.variant = f"nest{depth}" + ("g" if generic else "")
+        prepared.function = self._function(prepared.variant)
+        return prepared
+
+    def _inner_strides_hold(self, prepared: Prepared, extents) -> bool:
+        """Whether the innermost strides are the ones the specialized entry assumes."""
+        layout = self.region.layout
+        for (s, slot), stride in self.region.inner.items():
+            rank = self.plan.stages[s].rank
+            if extents[s][rank - 1] > 1 and prepared.strides[
+                    layout.stride_offset[(s, slot)] + rank - 1] != stride:
+                return False
+        return True
+
+    def _function(self, variant: str):
+        function = self._functions.get(variant)
+        if function is None:
+            kind = _FLAT if variant == "flat" else _NEST
+            function = kind(self.region.entry(variant))
+            self._functions[variant] = function
+        return function
+
+    def _output_specs(self, shapes) -> list:
+        """(shape, dtype, fill) per output: a reduction accumulating into it starts at its
+        identity, anything else is written whole."""
+        specs = []
+        for k, slot in enumerate(self.plan.slots):
+            if slot.kind != "output":
+                continue
+            value = slot.value
+            fill = None
+            if self.plan.slot_of.get(value) == k and value.node.op.name in BODY_REDUCTIONS:
+                fill = identity(value.node.op.name, value.type.dtype)
+            specs.append((shapes[value], slot.dtype, fill))
+        return specs
+
+    def _flat_ok(self, arrays, shapes) -> bool:
+        root = shapes[self.plan.stages[0].root]
+        for slot in accesses(self.plan, self.plan.stages[0]):
+            info = self.plan.slots[slot]
+            if info.kind != "input":
+                continue
+            array = arrays[info.index]
+            if array.size == 1 and all(d == 1 for d in info.value.type.shape):
+                continue
+            if array.shape != root or not array.flags.c_contiguous:
+                return False
+        return True
+
+    def _shapes(self, arrays) -> dict:
+        """Run-time shape of every body value, by NumPy's rules (errors name the op)."""
+        shapes = {v: a.shape for v, a in zip(self.body.inputs, arrays)}
+        for node in self.body.nodes:
+            name = node.op.name
+            if name == "placeholder":
+                continue
+            if name == "constant":
+                shapes[node.outputs[0]] = np.shape(node.attrs["value"])
+            elif name in BODY_REDUCTIONS:
+                shape, axes = shapes[node.inputs[0]], node.attrs["axes"]
+                if node.attrs["keepdims"]:
+                    shapes[node.outputs[0]] = tuple(1 if a in axes else d
+                                                    for a, d in enumerate(shape))
+                else:
+                    shapes[node.outputs[0]] = tuple(d for a, d in enumerate(shape)
+                                                    if a not in axes)
+            else:
+                operands = [shapes[v] for v in node.inputs]
+                try:
+                    shapes[node.outputs[0]] = np.broadcast_shapes(*operands)
+                except ValueError:
+                    error = ShapeError("shapes " + " and ".join(map(format_shape, operands))
+                                       + " do not broadcast (each dim must be equal or 1)")
+                    raise located(error, name, node.location,
+                                  " (while running the function)") from None
+        return shapes
+
+    def _stage_strides(self, stage, slot: int, extents, arrays, shapes) -> list:
+        """Strides in elements along the stage's axes for one access (0 where broadcast)."""
+        info = self.plan.slots[slot]
+        rank = stage.rank
+        if info.kind == "input":
+            array = arrays[info.index]
+            shape, strides = array.shape, [s // array.itemsize for s in array.strides]
+        elif info.kind == "constant":
+            array = self.constants[slot]
+            shape, strides = array.shape, [s // array.itemsize for s in array.strides]
+        else:  # outputs and scratch are fresh C-contiguous buffers
+            shape = shapes[info.value]
+            strides = _contiguous_strides(shape)
+        if stage.kind == "reduce" and slot == self.plan.slot_of[stage.node.outputs[0]]:
+            return _reduction_write_strides(stage, strides, rank)
+        result = [0] * rank
+        offset = rank - len(shape)
+        for j, (dim, stride) in enumerate(zip(shape, strides)):
+            extent = extents[offset + j]
+            if dim == extent and dim != 1:
+                result[offset + j] = stride
+            elif dim != 1:  # never reached when _shapes agreed; guards the native code
+                raise ShapeError(f"fused node at {self.node.location}: an operand of shape "
+                                 f"{format_shape(shape)} does not fit the loop over "
+                                 f"{format_shape(tuple(extents))}")
+        return result
+
+
+def _contiguous_strides(shape) -> list:
+    strides, step = [], 1
+    for dim in reversed(shape):
+        strides.append(step)
+        step *= max(dim, 1)
+    return strides[::-1]
+
+
+def _reduction_write_strides(stage, slot_strides: list, rank: int) -> list:
+    """A reduction writes its slot at the loop's kept axes; reduced axes stay put (0)."""
+    axes = stage.reduced_axes
+    if stage.node.attrs["keepdims"]:
+        return [0 if a in axes else slot_strides[a] for a in range(rank)]
+    kept = iter(slot_strides)
+    return [0 if a in axes else next(kept) for a in range(rank)]
+
+
+__all__ = ["FusedKernel", "NUMPY_BELOW", "accumulate_dtype"]
