@@ -26,6 +26,7 @@ import numpy as np
 
 TIMEOUT_VARIABLE = "GRAPHK_DISTRIBUTED_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
+SPIN = 50e-6  # seconds a collective busy-waits before yielding the core between tests
 
 
 def import_mpi():
@@ -81,15 +82,24 @@ class MpiTransport:
         self._wait(self.communicator.Ibarrier(), what)
 
     def _wait(self, request, what: str) -> None:
-        """Drive the request to completion (each Test call makes MPI progress), or abort."""
+        """Drive the request to completion (each Test call makes MPI progress), or abort.
+
+        After SPIN seconds the loop yields the core between tests: with more
+        workers than free cores (or other jobs), a spinning worker would take
+        the time the worker it waits for needs (a 26 KB allreduce on 2 busy
+        cores: 0.24 ms spinning, 0.07 ms yielding).
+        """
         self.calls += 1
         if request.Test():
             return
         start = time.monotonic()
         deadline = start + self.timeout if self.timeout > 0 else float("inf")
-        test, now = request.Test, time.monotonic
+        test, now, spin_until = request.Test, time.monotonic, start + SPIN
         while not test():
-            if now() > deadline:
+            moment = now()
+            if moment > spin_until:
+                os.sched_yield()
+            if moment > deadline:
                 self.abort(f"waited {now() - start:.1f} s in {what} (collective call "
                            f"{self.calls}) without every worker joining: a worker died, left "
                            "its training loop early or is stuck (raise "
