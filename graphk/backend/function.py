@@ -12,6 +12,7 @@ from ..ir.ops.leaf import Variable, as_value
 from ..ir.shapes import ShapeError, format_shape, same_dim
 from ..ir.source import user_location
 from ..passes.pipeline import run_pipeline
+from ..threads import blas as _blas
 from .session import get_uid
 from .sparse import SparseSignature
 
@@ -76,6 +77,9 @@ class Function:
             if explained is error:
                 raise
             raise explained from error
+        finally:
+            if _blas.owned:  # the caller's BLAS thread count back (graphk/threads.py)
+                _blas.give_back()
         return results[0] if self._single_output else results
 
 

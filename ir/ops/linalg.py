@@ -22,6 +22,7 @@ import numpy as np
 from ..dtypes import promote
 from ..shapes import ShapeError, broadcast_shapes, format_shape, merge_dim
 from ..types import TensorType
+from ...threads import matmul as blas_matmul  # np.matmul on the BLAS threads its size is worth
 from .elementwise import mul
 from .leaf import as_value
 from .registry import OpDef, Sample, apply, register
@@ -74,7 +75,7 @@ class ContractionPlan:
         sizes.update(zip(self.y_terms, y.shape))
         a = _as_matrices(x, self.x_terms, self.batch, self.rows, self.inner, sizes)
         b = _as_matrices(y, self.y_terms, self.batch, self.inner, self.columns, sizes)
-        product = np.matmul(a, b)
+        product = blas_matmul(a, b)
         result = product.reshape(tuple(sizes[i] for i in self.batch + self.rows + self.columns))
         if self.out_perm != tuple(range(len(self.out_perm))):
             result = result.transpose(self.out_perm)
@@ -208,8 +209,8 @@ def _matmul_infer(a: TensorType, b: TensorType, transpose_a=False, transpose_b=F
 
 def _matmul_kernel(a, b, transpose_a=False, transpose_b=False):
     # Swapped axes are views; matmul passes BLAS a transpose flag instead of copying.
-    return np.matmul(a.swapaxes(-1, -2) if transpose_a else a,
-                     b.swapaxes(-1, -2) if transpose_b else b)
+    return blas_matmul(a.swapaxes(-1, -2) if transpose_a else a,
+                       b.swapaxes(-1, -2) if transpose_b else b)
 
 
 def _vector_matmul_subscripts(a_ndim: int, b_ndim: int, transpose_a: bool,
@@ -301,10 +302,10 @@ def _dot_grad(node, g):
 
 def _dot_kernel(x, y):
     if y.ndim == 2 and x.ndim == 2:  # the hottest case: one plain GEMM
-        return np.matmul(x, y)
+        return blas_matmul(x, y)
     if y.ndim == 2 and x.ndim > 2:  # the common case: x's leading axes are rows of one GEMM
         rows = _sizes_product(x.shape[:-1])
-        product = np.matmul(x.reshape(rows, x.shape[-1]), y)
+        product = blas_matmul(x.reshape(rows, x.shape[-1]), y)
         return product.reshape(x.shape[:-1] + y.shape[-1:])
     return plan(dot_subscripts(x.ndim, y.ndim))(x, y)
 
