@@ -96,8 +96,9 @@ def test_one_call_per_wire_dtype_and_results_unpacked(fake):
         assert got.dtype == a.dtype and got.shape == a.shape
         np.testing.assert_array_equal(got, a * 4)
         assert not np.shares_memory(got, a)
-    # float16 travels in the float32 buffer (MPI has no half-precision sum)
-    assert fake.buffers == [(np.float64, 6, None), (np.float32, 7, None), (np.int32, 6, None)]
+    # float16 travels in the float32 buffer (MPI has no half-precision sum); each buffer
+    # carries one more element, the order check's fingerprint
+    assert fake.buffers == [(np.float64, 7, None), (np.float32, 8, None), (np.int32, 7, None)]
 
 
 def test_average_divides_by_the_number_of_workers(fake):
@@ -123,7 +124,7 @@ def test_broadcast_packs_every_dtype_into_one_byte_buffer(fake):
     for got, a in zip(results, arrays):
         assert got.dtype == a.dtype and got.shape == a.shape
         np.testing.assert_array_equal(got, a)
-    assert fake.buffers == [(np.uint8, 24 + 2 + 8, 2)]
+    assert fake.buffers == [(np.uint8, 24 + 2 + 8 + 4, 2)]  # and a 4-byte fingerprint
 
 
 def test_gradient_of_allreduce_is_the_allreduce_of_the_cotangent(fake):
@@ -143,7 +144,27 @@ def test_gradient_of_an_unused_output_still_takes_part(fake):
     grad, = K.gradients(K.sum(y), [x])
     fn = K.function([x, z], [grad])
     np.testing.assert_array_equal(fn([np.ones(2), np.ones(3)])[0], np.ones(2))
-    assert fake.buffers[-1] == (np.float32, 5, None)
+    assert fake.buffers[-1] == (np.float32, 5 + 1, None)
+
+
+class Disagreeing(SameEverywhere):
+    """Another worker sent a different collective (its fingerprint differs by one)."""
+
+    def allreduce(self, buffer, root, what):
+        super().allreduce(buffer, root, what)
+        buffer[-1] += 1
+
+    def broadcast(self, buffer, root, what):
+        buffer[-4:] = 0
+
+
+@pytest.mark.parametrize("run", [lambda: gd.allreduce_arrays([np.ones(3)]),
+                                 lambda: gd.broadcast_arrays([np.ones(3)])])
+def test_workers_running_different_collectives_is_an_error(fake, monkeypatch, run):
+    monkeypatch.setattr(collective, "_installed", [Disagreeing()])
+    monkeypatch.setitem(gd._state, "transport", collective._installed[0])
+    with pytest.raises(collective.CollectiveMismatch, match="same order with the same shapes"):
+        run()
 
 
 def test_broadcast_variables_sets_state_through_one_node(fake):

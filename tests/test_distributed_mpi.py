@@ -143,6 +143,8 @@ def run_worker(scenario: str, outdir: str) -> None:
                                             distributed=True)):
             out[f"keras{k}"] = w
         np.savez(os.path.join(outdir, f"rank{rank}.npz"), **out)
+    elif scenario == "mismatch":  # the same number of bytes, but not the same tensors
+        gd.allreduce_arrays([np.ones((4,) if rank == 0 else (2, 2))])
     elif scenario in ("raise", "leave", "killed"):
         if rank == 1:
             if scenario == "raise":
@@ -248,6 +250,12 @@ def test_a_worker_that_stops_taking_part_times_out_with_an_error(tmp_path):
     assert done.returncode != 0
     assert "rank 0 of 2: waited" in done.stderr, done.stderr
     assert "GRAPHK_DISTRIBUTED_TIMEOUT" in done.stderr
+
+
+def test_workers_running_different_collectives_fail_instead_of_mixing_tensors(tmp_path):
+    done = launch("mismatch", tmp_path, timeout=60, GRAPHK_DISTRIBUTED_TIMEOUT="60")
+    assert done.returncode != 0
+    assert "CollectiveMismatch" in done.stderr and "different collectives" in done.stderr
 
 
 def test_a_killed_worker_ends_the_job(tmp_path):

@@ -20,6 +20,7 @@ launcher started, an uninitialized job is one worker and the ops are copies.
 from __future__ import annotations
 
 import os
+import zlib
 from typing import Protocol
 
 import numpy as np
@@ -104,9 +105,10 @@ def _groups(arrays) -> dict:
     return groups
 
 
-def _pack(arrays, indices, dtype) -> np.ndarray:
-    """A fresh contiguous buffer holding the arrays one after another (a copy: MPI writes it)."""
-    buffer = np.empty(sum(arrays[i].size for i in indices), dtype)
+def _pack(arrays, indices, dtype, extra: int = 0) -> np.ndarray:
+    """A fresh contiguous buffer holding the arrays one after another (a copy: MPI writes it),
+    with `extra` elements to spare at the end."""
+    buffer = np.empty(sum(arrays[i].size for i in indices) + extra, dtype)
     offset = 0
     for i in indices:
         size = arrays[i].size
@@ -126,10 +128,43 @@ def _unpack(buffer, arrays, indices, results: list) -> None:
 
 
 def _describe(op_name: str, arrays) -> str:
-    """For timeout messages: what a worker was waiting in."""
+    """For error messages: what a worker was waiting in."""
     nbytes = sum(a.nbytes for a in arrays)
     dtypes = ",".join(sorted({a.dtype.name for a in arrays}))
     return f"{op_name} of {len(arrays)} tensor(s), {nbytes / 2**20:.2f} MB {dtypes}"
+
+
+# --- the order check ----------------------------------------------------------------------
+#
+# Workers that ran different collectives (one took an extra step, or built its graphs
+# differently) would otherwise add up unrelated tensors of equal size without a word.
+# So each buffer carries one more element: a fingerprint of the collective's number in
+# this worker's sequence and of its tensors' shapes. After a sum every worker must hold
+# size * its own fingerprint (after a broadcast, root's bytes equal its own), else
+# CollectiveMismatch. Fingerprints stay below 2**11, so sums of up to 2**13 workers are
+# exact in float32. 8- and 16-bit integer buffers could overflow and carry none.
+
+_CHECKED = {np.dtype(t) for t in ("float32", "float64", "int32", "int64")}
+_sequence = [0]  # collectives this worker has run with more than one worker
+
+
+class CollectiveMismatch(RuntimeError):
+    """The workers ran different collectives at the same point."""
+
+
+def _fingerprint(kind: str, arrays, attrs) -> int:
+    _sequence[0] += 1
+    signature = f"{_sequence[0]}|{kind}|{attrs}|" + ";".join(
+        f"{a.dtype.name}{a.shape}" for a in arrays)
+    return zlib.crc32(signature.encode()) % 2047 + 1
+
+
+def _mismatch(kind: str, arrays) -> CollectiveMismatch:
+    return CollectiveMismatch(
+        f"the workers ran different collectives at this worker's collective number "
+        f"{_sequence[0]} ({_describe(kind, arrays)}, shapes "
+        f"{[a.shape for a in arrays]}): every worker must run the same graphs in the same "
+        "order with the same shapes (did one worker get more batches than the others?)")
 
 
 def allreduce_arrays(arrays, reduction: str = "average", root: int | None = None,
@@ -140,12 +175,21 @@ def allreduce_arrays(arrays, reduction: str = "average", root: int | None = None
     """
     arrays = [np.asarray(a) for a in arrays]
     transport = transport or current_transport("allreduce")
+    several = transport.size > 1
     what = _describe("allreduce", arrays)
     results: list = [None] * len(arrays)
     for dtype, indices in _groups(arrays).items():
-        buffer = _pack(arrays, indices, dtype)
+        group = [arrays[i] for i in indices]
+        checked = several and dtype in _CHECKED
+        buffer = _pack(arrays, indices, dtype, extra=int(checked))
+        if checked:
+            mark = _fingerprint("allreduce", group, (reduction, root))
+            buffer[-1] = mark
         if buffer.size:  # every worker holds the same shapes, so all skip together
             transport.allreduce(buffer, root, what)
+        if checked and (root is None or transport.rank == root) and \
+                buffer[-1] != mark * transport.size:
+            raise _mismatch("allreduce", group)
         if root is not None and transport.rank != root:
             buffer[...] = 0
         elif reduction == "average":
@@ -161,14 +205,21 @@ def broadcast_arrays(arrays, root: int = 0, transport: Transport | None = None) 
     if not 0 <= root < transport.size:
         raise ValueError(f"broadcast: root {root} is not a worker rank "
                          f"(the job has {transport.size} worker(s))")
-    buffer = np.empty(sum(a.nbytes for a in arrays), np.uint8)
+    checked = transport.size > 1
+    total = sum(a.nbytes for a in arrays)
+    buffer = np.empty(total + 4 * checked, np.uint8)
     offset = 0
     for a in arrays:
         np.copyto(buffer[offset:offset + a.nbytes], np.ascontiguousarray(a).reshape(-1)
                   .view(np.uint8))
         offset += a.nbytes
+    if checked:
+        mark = _fingerprint("broadcast", arrays, root)
+        buffer[total:] = np.array([mark], "<u4").view(np.uint8)
     if buffer.size:
         transport.broadcast(buffer, root, _describe("broadcast", arrays))
+    if checked and int(buffer[total:].view("<u4")[0]) != mark:
+        raise _mismatch("broadcast", arrays)
     results, offset = [], 0
     for a in arrays:
         results.append(buffer[offset:offset + a.nbytes].view(a.dtype).reshape(a.shape))
