@@ -4,6 +4,14 @@ A `None` in a placeholder's shape becomes a `SymDim`: a named unknown size
 (`?0`). Shape rules unify symbols that must be equal (adding (?0,3) to
 (?1,3) makes ?0 and ?1 one symbol), with a union-find so that every shape
 holding either symbol sees the merge.
+
+A symbol that must equal a known size (`merge_dim(?1, 10)`: a loss's target
+against logits of width 10) is *bound* to it: its union-find root records the
+size, and every TensorType holding the symbol reads it as 10 from then on
+(`TensorType.shape` resolves bound symbols lazily, keyed by `BINDINGS`), so
+int_shape, later type rules and the compiled feed checks all see it.
+Broadcasting never binds (a symbol beside 10 may still be 1 at run time).
+Unification and binding are process-wide and cannot be undone.
 """
 from __future__ import annotations
 
@@ -19,14 +27,25 @@ class ShapeError(ValueError):
     """Shapes that cannot meet; the op constructor adds op name and location."""
 
 
+# BINDINGS[0] counts the bindings made so far: a type whose shape was resolved at an older
+# count resolves again (a one-element list so importers share the live count).
+BINDINGS = [0]
+
+
 class SymDim:
     """An unknown dimension size. Symbols compare equal once unified."""
 
-    __slots__ = ("name", "_parent")
+    __slots__ = ("name", "_parent", "_size")
 
     def __init__(self, name: str | None = None):
         self.name = name if name is not None else f"?{next(_fresh_ids)}"
         self._parent: SymDim | None = None
+        self._size: int | None = None  # on a root: the known size it was bound to
+
+    @property
+    def size(self) -> int | None:
+        """The known size this symbol was bound to, or None."""
+        return self.root()._size
 
     def root(self) -> SymDim:
         node = self
@@ -54,13 +73,44 @@ Shape = tuple  # tuple[Dim, ...]
 
 
 def unify(a: SymDim, b: SymDim) -> None:
-    """Record that two symbolic dims are the same size."""
+    """Record that two symbolic dims are the same size (a bound size carries over)."""
     ra, rb = a.root(), b.root()
-    if ra is not rb:
-        rb._parent = ra
+    if ra is rb:
+        return
+    if ra._size is not None and rb._size is not None and ra._size != rb._size:
+        raise ShapeError(f"dimensions {ra._size} and {rb._size} differ")
+    rb._parent = ra
+    if ra._size is None and rb._size is not None:
+        ra._size = rb._size
+        BINDINGS[0] += 1
+
+
+def bind(dim: SymDim, size: int) -> None:
+    """Record that a symbolic dim is the known size `size` (ShapeError if bound otherwise)."""
+    root = dim.root()
+    if root._size is None:
+        root._size = int(size)
+        BINDINGS[0] += 1
+    elif root._size != size:
+        raise ShapeError(f"dimensions {root._size} and {size} differ")
+
+
+def resolve_dim(dim):
+    """A bound symbol as its size; ints and unbound symbols as they are."""
+    if isinstance(dim, SymDim):
+        size = dim.root()._size
+        return dim if size is None else size
+    return dim
+
+
+def resolve_shape(shape: Shape) -> tuple[Shape, bool]:
+    """(shape with bound symbols as ints, whether any symbol is left)."""
+    dims = tuple(resolve_dim(d) for d in shape)
+    return dims, any(isinstance(d, SymDim) for d in dims)
 
 
 def same_dim(a, b) -> bool:
+    a, b = resolve_dim(a), resolve_dim(b)
     if isinstance(a, int) or isinstance(b, int):
         return a == b if isinstance(a, int) and isinstance(b, int) else False
     return a.root() is b.root()
@@ -93,8 +143,9 @@ def from_user(shape, what: str = "shape") -> Shape:
 
 
 def to_user(shape: Shape) -> tuple:
-    """Keras' int_shape: known sizes as ints, unknown ones as None."""
-    return tuple(d if isinstance(d, int) else None for d in shape)
+    """Keras' int_shape: known sizes as ints (bound symbols too), unknown ones as None."""
+    dims = (resolve_dim(d) for d in shape)
+    return tuple(d if isinstance(d, int) else None for d in dims)
 
 
 def broadcast_dim(a, b):
@@ -129,14 +180,20 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
 
 
 def merge_dim(a, b, what: str = "dimensions"):
-    """Two dims that must be equal (no broadcasting): the more known one."""
+    """Two dims that must be equal (no broadcasting): the more known one.
+
+    A symbol merged with a known size is bound to it (see the module doc).
+    """
+    a, b = resolve_dim(a), resolve_dim(b)
     if isinstance(a, int) and isinstance(b, int):
         if a != b:
             raise ShapeError(f"{what} {a} and {b} differ")
         return a
     if isinstance(a, int):
+        bind(b, a)
         return a
     if isinstance(b, int):
+        bind(a, b)
         return b
     unify(a, b)
     return a

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .dtypes import as_dtype
-from .shapes import Shape, same_shape, to_user
+from .shapes import BINDINGS, Shape, resolve_shape, same_shape, to_user
 
 
 class Typed:
@@ -24,11 +24,21 @@ class Typed:
 
 
 class TensorType:
-    __slots__ = ("dtype", "shape")
+    __slots__ = ("dtype", "_shape", "_resolved_at")
 
     def __init__(self, dtype, shape: Shape):
         self.dtype = as_dtype(dtype)
-        self.shape = tuple(shape)
+        self._shape = tuple(shape)
+        self._resolved_at = -1  # BINDINGS count when last resolved; None once all static
+
+    @property
+    def shape(self) -> Shape:
+        """The dims, with symbols bound to a known size since (ir/shapes.py) as that size."""
+        seen = self._resolved_at
+        if seen is not None and seen != BINDINGS[0]:
+            self._shape, symbolic = resolve_shape(self._shape)
+            self._resolved_at = BINDINGS[0] if symbolic else None
+        return self._shape
 
     @property
     def ndim(self) -> int:

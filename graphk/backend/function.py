@@ -1,8 +1,6 @@
 """K.function: compile a graph once, then call it with a list of arrays."""
 from __future__ import annotations
 
-import os
-
 from ..codegen.numpy_backend import compile_graph
 from ..ir.dtypes import can_feed
 from ..ir.errors import FeedError, located
@@ -12,6 +10,7 @@ from ..ir.ops.leaf import Variable, as_value
 from ..ir.shapes import ShapeError, format_shape, same_dim
 from ..ir.source import user_location
 from ..passes.pipeline import run_pipeline
+from ..passes.report import CompileReport, DumpDirectory
 from ..threads import blas as _blas
 from .session import get_uid
 from .sparse import SparseSignature
@@ -59,13 +58,24 @@ class Function:
         self.outputs = _check_outputs([outputs] if isinstance(outputs, Value) else outputs)
         pairs = _collect_updates(updates or [], location)
         graph = Graph(self.inputs, self.outputs, pairs, name=self.name)
-        self.ir = run_pipeline(graph, passes)
+        # A dump path that is a file fails here, before any work (passes/report.py).
+        self._report = CompileReport(self.name, graph, DumpDirectory.from_environment(self.name))
+        self.ir = run_pipeline(graph, passes, trace=self._report.trace)
         self._executable = compile_graph(self.ir)
         self._run = self._executable.run
         if sparse is not None:  # only functions with sparse inputs or outputs pay for this
             self._run = sparse.wrap(self._run)
         self.source = self._executable.source
-        _dump(self)
+        if self._report.dump is not None:
+            self._report.dump.write_program(self.ir, self.source, self._executable._line_nodes)
+
+    def report(self, show: bool = True) -> str:
+        """Each pass with its time and node counts before/after, then the sections other
+        parts of graphk contribute (passes/report.py); printed unless `show` is False."""
+        text = self._report.text(self)
+        if show:
+            print(text)
+        return text
 
     def __call__(self, inputs):
         try:
@@ -165,18 +175,6 @@ def _fit_update(variable: Variable, new, location) -> Value:
                            f"{format_shape(shape)}, expected {format_shape(target.shape)}")
         raise located(error, "update", location)
     return new
-
-
-def _dump(fn: Function) -> None:
-    directory = os.environ.get("GRAPHK_DUMP_DIR")
-    if not directory:
-        return
-    os.makedirs(directory, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in fn.name)
-    with open(os.path.join(directory, f"{safe}.graphk"), "w") as handle:
-        handle.write(str(fn.ir))
-    with open(os.path.join(directory, f"{safe}.py"), "w") as handle:
-        handle.write(fn.source)
 
 
 __all__ = ["function", "Function", "Update"]

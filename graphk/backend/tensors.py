@@ -158,7 +158,10 @@ def is_sparse(x) -> bool:
 def int_shape(x) -> tuple:
     """The static shape: ints where known, None where unknown."""
     if hasattr(x, "_keras_shape"):
-        return tuple(x._keras_shape)
+        shape = tuple(x._keras_shape)
+        if isinstance(x, Value) and len(shape) == x.type.ndim:  # sizes bound since (shapes.py)
+            return tuple(d if d is not None else k for d, k in zip(shape, x.type.int_shape))
+        return shape
     if isinstance(x, Value):
         return x.type.int_shape
     return tuple(np.shape(x))
