@@ -11,7 +11,8 @@ into one contiguous buffer, reduced in place, and handed back as views of it.
 Both ops are impure (`pure=False`): a pass never folds, merges, fuses or
 reorders them. Every worker must run the same collectives in the same order
 with the same shapes; they do because every worker builds the same graph and
-the schedule (topological order) of one graph is deterministic.
+the schedule (topological order) of one graph is deterministic, and each
+buffer carries a fingerprint that turns a disagreement into an error.
 
 The kernels talk to a `Transport` installed by `graphk.distributed.init()`
 (mpi4py there); `ir/` itself never imports MPI. In a process that no MPI
