@@ -2,6 +2,13 @@
 
 A dtype is carried through the IR as its canonical NumPy name ("float32"),
 so types print, parse and compare as plain strings.
+
+`result_type` is the promotion policy of elementwise ops (JAX-like; see
+ir/ops/elementwise.py for how each op family uses it): bool < ints < floats;
+floats meeting ints keep the float dtype, so float32 is never widened to
+float64 by an int or a bool; two floats give the wider; ints among
+themselves promote as NumPy does (int8 and uint8 give int16). `promote` is
+NumPy's own rule, used by the non-elementwise ops (dot, sparse products).
 """
 from __future__ import annotations
 
@@ -74,6 +81,23 @@ def promote(*dtypes: str) -> str:
     return as_dtype(np.result_type(*[numpy_dtype(d) for d in dtypes]))
 
 
+def result_type(*dtypes: str) -> str:
+    """The dtype elementwise operands of these dtypes meet in (the module's policy)."""
+    floats = [d for d in dtypes if d in FLOAT_DTYPES]
+    if floats:
+        return max(floats, key=FLOAT_DTYPES.index)
+    ints = [d for d in dtypes if d in INT_DTYPES]
+    if ints:
+        return promote(*ints)
+    return "bool"
+
+
+def compute_dtype(dtype: str) -> str:
+    """The dtype arithmetic is done in for values stored as `dtype`: float16 is a storage
+    type, computed in float32 and rounded on store; every other dtype computes as itself."""
+    return "float32" if dtype == "float16" else dtype
+
+
 def can_feed(given, expected: str) -> bool:
     """Whether an array of dtype `given` may be cast to `expected` for a feed.
 
@@ -81,3 +105,47 @@ def can_feed(given, expected: str) -> bool:
     bools to anything); a float is never silently truncated to an int.
     """
     return bool(np.can_cast(given, numpy_dtype(expected), casting="same_kind"))
+
+
+# --- elementwise dtype rules: (dtypes, attrs) -> (output dtype, compute dtype per input) ---
+# The policy is stated in ir/ops/elementwise.py's docstring; each op names its rule.
+
+_CAST_HINT = "cast first: K.cast(x, 'int32') or K.cast(x, K.floatx())"
+
+
+def numeric_rule(dtypes, attrs):
+    """Arithmetic: the operands' result_type; bools alone are an error."""
+    if all(d == "bool" for d in dtypes):
+        raise DTypeError(f"arithmetic is not defined on bool tensors (given "
+                         f"{', '.join(dtypes)}); {_CAST_HINT}")
+    out = result_type(*dtypes)
+    return out, (compute_dtype(out),) * len(dtypes)
+
+
+def float_rule(dtypes, attrs):
+    """Float functions and true division: result_type, or float32 for ints and bools."""
+    out = result_type(*dtypes)
+    out = out if is_floating(out) else "float32"
+    return out, (compute_dtype(out),) * len(dtypes)
+
+
+def comparison_rule(dtypes, attrs):
+    return "bool", (compute_dtype(result_type(*dtypes)),) * len(dtypes)
+
+
+def logical_rule(dtypes, attrs):
+    if any(d != "bool" for d in dtypes):
+        raise DTypeError(f"logical ops take bool tensors, got {', '.join(dtypes)}; compare "
+                         "first (K.not_equal(x, 0)) or K.cast(x, 'bool')")
+    return "bool", tuple(dtypes)
+
+
+def switch_rule(dtypes, attrs):
+    if dtypes[0] != "bool":
+        raise DTypeError(f"switch's condition must be bool, got {dtypes[0]}")
+    out = result_type(*dtypes[1:])
+    return out, ("bool", out, out)
+
+
+def cast_rule(dtypes, attrs):
+    return attrs["dtype"], tuple(dtypes)

@@ -13,7 +13,7 @@ Typing, shared by every implementation:
 - float16 is a storage dtype: it may be cast, bitcast and selected, but
   arithmetic, comparisons and math on it raise DTypeError. Rules compute
   float16 inputs in float32 and cast the result back (rounding on store).
-- bool takes part only in select, compare (eq/ne), logical_* and casts.
+- bool takes part only in select, compare, logical_* and casts.
 - A method given a dtype it does not define raises DTypeError (see `_check`).
 Semantics are NumPy's (2.x, x86-64), element by element, stated per method.
 """
@@ -46,8 +46,8 @@ class ScalarBuilder(ABC):
     @abstractmethod
     def const(self, value, dtype: str):
         """A constant of `dtype` from a Python number, as `np.asarray(value, dtype)` gives:
-        floats round to nearest even (overflow to +-inf), bool is `value != 0`; an int
-        outside the int dtype's range is an error, not a wraparound."""
+        floats round to nearest even (overflow to +-inf), bool is `value != 0`; for an int
+        dtype the value must be integral (2 or 2.0) and in range: no wraparound, no rounding."""
 
     # --- arithmetic (float32, float64, ints) -------------------------------------------
     @abstractmethod
@@ -112,8 +112,8 @@ class ScalarBuilder(ABC):
     @abstractmethod
     def compare(self, pred: str, a, b):
         """a <pred> b as bool, pred in PREDICATES. Floats are IEEE ordered comparisons: any
-        comparison with NaN is False except "ne", which is True; -0.0 == 0.0. bool operands
-        allow eq and ne only."""
+        comparison with NaN is False except "ne", which is True; -0.0 == 0.0. bools compare
+        as unsigned integers (False < True)."""
 
     @abstractmethod
     def logical_and(self, a, b):
@@ -250,8 +250,10 @@ class NumpyScalarBuilder(ScalarBuilder):
             raise DTypeError(f"scalar const: unknown dtype {dtype!r}")
         if dtype in INT_DTYPES:
             info = np.iinfo(dtype)
-            if not (isinstance(value, (int, np.integer, bool)) and info.min <= value <= info.max):
+            integral = isinstance(value, (int, np.integer)) or float(value).is_integer()
+            if not (integral and info.min <= value <= info.max):
                 raise DTypeError(f"scalar const: {value!r} is not an integer in {dtype}'s range")
+            value = int(value)
         return np.asarray(value, dtype=dtype)
 
     def _binary(self, name, ufunc, allowed, a, b):
@@ -309,8 +311,7 @@ class NumpyScalarBuilder(ScalarBuilder):
     def compare(self, pred: str, a, b):
         if pred not in PREDICATES:
             raise ValueError(f"scalar compare: predicate {pred!r} is not one of {PREDICATES}")
-        allowed = NUMERIC + (("bool",) if pred in ("eq", "ne") else ())
-        _check(f"compare {pred}", allowed, a, b)
+        _check(f"compare {pred}", NUMERIC + ("bool",), a, b)
         ufunc = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
                  "gt": np.greater, "ge": np.greater_equal}[pred]
         with np.errstate(all="ignore"):
