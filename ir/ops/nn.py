@@ -454,9 +454,17 @@ def _sigmoid_cross_entropy(target, logits):
     return np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
 
 
+def _sigmoid_cross_entropy_scalar(b, target, logits):
+    """The kernel's formula, operation for operation, on the scalar builder."""
+    zero = b.const(0, b.dtype_of(logits))
+    softplus_tail = b.math("log1p", b.math("exp", b.neg(b.abs(logits))))
+    return b.add(b.sub(b.maximum(logits, zero), b.mul(logits, target)), softplus_tail)
+
+
 sigmoid_cross_entropy = ew.define(
     "sigmoid_cross_entropy", _sigmoid_cross_entropy, 2,
     lambda n, g: (ew.mul(g, ew.neg(n.inputs[1])),
                   ew.mul(g, ew.sub(ew.sigmoid(n.inputs[1]), n.inputs[0]))),
+    scalar=_sigmoid_cross_entropy_scalar,
     samples=(Sample(((3, 4), (3, 4))), Sample(((3, 4), (4,)))),
     doc="Elementwise binary crossentropy of target t and logits z, computed stably.")
