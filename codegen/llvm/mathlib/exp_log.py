@@ -36,17 +36,18 @@ def reduce_ln2(em: Emitter, x):
     return n_float, n_int, r
 
 
-def exp_of_reduced(em: Emitter, r):
-    """e^r for |r| <= ln2/2: 1 + (r + r^2 P(r))."""
+def exp_of_reduced(em: Emitter, r, key: str = "exp"):
+    """e^r for |r| <= ln2/2: 1 + (r + r^2 P(r)), P the fitted polynomial `key`."""
     r2 = em.mul(r, r)
-    return em.add(em.c(1.0), em.fma(r2, em.fitted("exp", r), r))
+    return em.add(em.c(1.0), em.fma(r2, em.fitted(key, r), r))
 
 
-def exp(em: Emitter, x):
+def exp(em: Emitter, x, key: str = "exp"):
+    """e^x; `key` picks the polynomial ("exp_wide": float64 code for float32 results)."""
     lo, hi = EXP_LIMITS[em.dtype]
     clamped = em.clamp(x, lo, hi)
     _, n_int, r = reduce_ln2(em, clamped)
-    result = em.ldexp(exp_of_reduced(em, r), n_int)
+    result = em.ldexp(exp_of_reduced(em, r, key), n_int)
     return em.select(em.isnan(x), x, result)
 
 
@@ -58,18 +59,23 @@ def expm1_of_reduced(em: Emitter, r):
     return em.add(r, tail)
 
 
+def expm1_core(em: Emitter, x):
+    """e^x - 1 for x already within [EXPM1_LOW, EXP_LIMITS high]; NaN stays NaN.
+
+    2^n (e^r - 1) + (2^n - 1), computed as 2 (h p + (h - 1/2)) with h = 2^(n-1): h stays
+    finite up to the overflow threshold, h - 1/2 is exact wherever it matters, the
+    doubling is exact (or overflows to inf, as it should), and the two terms never
+    cancel badly (for n = -1 the sum is at least 0.29)."""
+    n_float, n_int, r = reduce_ln2(em, x)
+    p = expm1_of_reduced(em, r)
+    half_scale = em.pow2(em.b.sub(n_int, em.ci(1)))
+    inner = em.fma(half_scale, p, em.sub(half_scale, em.c(0.5)))
+    return em.add(inner, inner)
+
+
 def expm1(em: Emitter, x):
     lo, hi = EXPM1_LOW[em.dtype], EXP_LIMITS[em.dtype][1]
-    clamped = em.clamp(x, lo, hi)
-    n_float, n_int, r = reduce_ln2(em, clamped)
-    p = expm1_of_reduced(em, r)
-    # 2^n (e^r - 1) + (2^n - 1): 2^n - 1 is exact for the n the clamp allows, and the
-    # two terms never cancel badly (for n = -1 the sum is at least 0.29).
-    scale = em.pow2(n_int)
-    moderate = em.fma(scale, p, em.sub(scale, em.c(1.0)))
-    # near overflow 2^n itself overflows: scale e^r in halves; "- 1" is below rounding
-    large = em.sub(em.ldexp(em.add(p, em.c(1.0)), n_int), em.c(1.0))
-    result = em.select(em.cmp(">", n_float, em.c(em.fmt.bias - 2)), large, moderate)
+    result = expm1_core(em, em.clamp(x, lo, hi))
     # expm1(x) rounds to x below 2^-(p+1): keeps -0 and subnormals exact
     tiny = em.cmp("<", em.abs(x), em.c(2.0 ** -(em.fmt.precision + 1)))
     result = em.select(tiny, x, result)
@@ -99,12 +105,12 @@ def reduce_log(em: Emitter, x):
     return em.int_to_float(k), em.sub(m, em.c(1.0))
 
 
-def log_of_reduced(em: Emitter, k, f, correction=None):
+def log_of_reduced(em: Emitter, k, f, correction=None, key: str = "log"):
     """k ln2 + log(1 + f) + correction, as fdlibm's __ieee754_log sums it."""
     hi, lo = ln2_parts(em)
     s = em.div(f, em.add(em.c(2.0), f))
     z = em.mul(s, s)
-    big_r = em.mul(z, em.fitted("log", s))          # 2 atanh(s) = 2s + s R
+    big_r = em.mul(z, em.fitted(key, s))           # 2 atanh(s) = 2s + s R
     hfsq = em.mul(em.c(0.5), em.mul(f, f))
     low = em.mul(k, em.c(lo))
     if correction is not None:

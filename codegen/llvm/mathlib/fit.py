@@ -147,6 +147,17 @@ def specs() -> list[Fit]:
                 # pow's double-double log: log(m) = 2s + 2s^3/3 + s^5 * Q(s^2)
                 Fit("log_tail", dt, lambda s: _atanh2(s) - 2 * s - 2 * s ** 3 / 3,
                     lambda s: 1 / _atanh2(s), 1e-6, S_MAX, 5, 2, 7),
+                # float64 polynomials only as accurate as float32 results need, for the
+                # float32 functions computed in float64 (pow: log to 2^-37 because
+                # y log|x| reaches 2^7; sin/cos; exp)
+                Fit("exp_wide", dt, lambda r: np.exp(r) - 1 - r, lambda r: 1 / np.exp(r),
+                    -R_EXP, R_EXP, 2, 1, 7),
+                Fit("log_wide", dt, lambda s: _atanh2(s) - 2 * s, lambda s: 1 / _atanh2(s),
+                    1e-6, S_MAX, 3, 2, 4),
+                Fit("sin_wide", dt, lambda r: np.sin(r) - r, lambda r: 1 / np.sin(r),
+                    1e-6, R_TRIG, 3, 2, 4),
+                Fit("cos_wide", dt, lambda r: np.cos(r) - 1 + r * r / 2,
+                    lambda r: 1 / np.cos(r), 1e-6, R_TRIG, 4, 2, 4),
             ]
     return out
 

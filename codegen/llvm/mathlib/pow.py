@@ -2,8 +2,9 @@
 
 The exponent y log|x| may reach ~745 in magnitude, where an absolute error e in it is a
 relative error e in the result: log|x| needs ~64 more bits than the result has.
-float32: log and exp run in float64 (52-bit accurate cores), which covers the 24-bit
-result with room to spare; the float64 result rounds once to float32.
+float32: log and exp run in float64 with polynomials fitted to 2^-37 and 2^-39 (y log|x|
+is below 2^8 wherever the result is finite and nonzero), which covers the 24-bit result
+with room to spare; the float64 result rounds once to float32.
 float64: log|x| as a double-word (hi + lo, ~2^-100 relative): x = 2^k (1 + f),
 s = f/(2+f) as a double-word, log(1+f) = 2s + 2s^3/3 + s^5 Q(s^2) with the first two
 terms in double-word arithmetic; then t = y log|x| exactly as a double-word product,
@@ -22,9 +23,10 @@ def log_double_word(em: Emitter, x):
     """log(x) = hi + lo for positive finite x (float64), relative error ~2^-100."""
     k, f = reduce_log(em, x)
     d_hi, d_lo = em.fast_two_sum(em.c(2.0), f)
-    s = em.div(f, d_hi)
+    reciprocal = em.div(em.c(1.0), d_hi)        # one division; s_lo corrects s's error
+    s = em.mul(f, reciprocal)
     residual = em.fma(em.neg(s), d_lo, em.fma(em.neg(s), d_hi, f))
-    s_lo = em.div(residual, d_hi)
+    s_lo = em.mul(residual, reciprocal)
     z_hi, z_lo = em.dd_mul(s, s_lo, s, s_lo)
     cube_hi, cube_lo = em.dd_mul(z_hi, z_lo, s, s_lo)
     third_hi, third_lo = split(Fraction(2, 3), 2, 53)
@@ -57,7 +59,8 @@ def _magnitude(em: Emitter, ax, y):
         wide = em.other("float64")
         wide_ax, wide_y = wide.ext_from(ax), wide.ext_from(y)
         k, f = reduce_log(wide, wide_ax)
-        return em.trunc_from(exp(wide, wide.mul(wide_y, log_of_reduced(wide, k, f))))
+        log_ax = log_of_reduced(wide, k, f, key="log_wide")
+        return em.trunc_from(exp(wide, wide.mul(wide_y, log_ax), key="exp_wide"))
     log_hi, log_lo = log_double_word(em, ax)
     t_hi, t_lo = em.two_prod(y, log_hi)
     return exp_double_word(em, t_hi, em.fma(y, log_lo, t_lo))

@@ -26,26 +26,31 @@ TABLE_NAME = "graphk.two_over_pi_chunks"
 TINY = 2.0 ** -27  # below it sin(x) rounds to x and cos(x) to 1 in float64
 
 
-def _accumulate(d: Emitter, products):
+def _accumulate(d: Emitter, products, words: int):
     """Sum the exact products mod 4; returns (F_hi, F_lo, n_int) with the sum = n + F.
 
-    The running sum is kept as three words (each two_sum exact, only the third word
-    rounds), so massive cancellation -- x within 2^-60 of a multiple of pi/2 -- still
-    leaves F accurate to far below its own ulp."""
+    The running sum is kept as `words` words (each two_sum exact, only the last word
+    rounds). float32 needs F to 2^-60 absolute (a float32 comes no closer than ~2^-30 to
+    a multiple of pi/2): two words. float64 keeps three, so massive cancellation -- x
+    within 2^-60 of a multiple of pi/2 -- still leaves F accurate below its own ulp."""
     acc, err, err2 = d.c(0.0), d.c(0.0), d.c(0.0)
     for p in products:
         reduced = d.fma(d.c(-4.0), d.rint(d.mul(p, d.c(0.25))), p)   # exact
         acc, e = d.two_sum(acc, reduced)
-        err, e2 = d.two_sum(err, e)
-        err2 = d.add(err2, e2)
+        if words == 3:
+            err, e2 = d.two_sum(err, e)
+            err2 = d.add(err2, e2)
+        else:
+            err = d.add(err, e)
     n_float, n_int = d.round_to_int(acc)
     f_hi, f_lo = d.two_sum(d.sub(acc, n_float), err)                 # acc - n exact
-    f_hi, f_lo = d.fast_two_sum(f_hi, d.add(f_lo, err2))
+    if words == 3:
+        f_hi, f_lo = d.fast_two_sum(f_hi, d.add(f_lo, err2))
     return f_hi, f_lo, n_int
 
 
 def _reduce_f32(d: Emitter, ax):
-    return _accumulate(d, [d.mul(ax, d.c(c)) for c in F32_CHUNKS])
+    return _accumulate(d, [d.mul(ax, d.c(c)) for c in F32_CHUNKS], words=2)
 
 
 def _chunk_table(module: ir.Module) -> ir.GlobalVariable:
@@ -82,23 +87,32 @@ def _reduce_f64(d: Emitter, ax):
         entry = b.load(b.gep(table, [ir.Constant(ir.IntType(64), 0), index]))
         chunk = d.mul(entry, d.c(2.0 ** (-F64_CHUNK_BITS * (k + 1))))
         products += [d.mul(high, chunk), d.mul(low, chunk)]
-    return _accumulate(d, products)
+    return _accumulate(d, products, words=3)
 
 
-def _kernels(d: Emitter, f_hi, f_lo):
-    """(sin y, cos y) for y = F pi/2, |y| <= pi/4, y given as a double-word."""
-    pio2_hi, pio2_lo = split(PI_2, 2, 53)
-    y, y_lo = d.dd_mul(f_hi, f_lo, d.c(pio2_hi), d.c(pio2_lo))
+def _kernels(d: Emitter, f_hi, f_lo, for_float32: bool):
+    """(sin y, cos y) for y = F pi/2, |y| <= pi/4, F given as a double-word.
+    float32 results need neither F's low word nor the full float64 polynomials."""
+    if for_float32:
+        y, y_lo = d.mul(f_hi, d.c(float(PI_2))), None
+        sin_key, cos_key = "sin_wide", "cos_wide"
+    else:
+        pio2_hi, pio2_lo = split(PI_2, 2, 53)
+        y, y_lo = d.dd_mul(f_hi, f_lo, d.c(pio2_hi), d.c(pio2_lo))
+        sin_key, cos_key = "sin", "cos"
     z = d.mul(y, y)
     half_z = d.mul(z, d.c(0.5))
     # sin(y + e) = y + y^3 S(y^2) + e (1 - y^2/2)
-    sin_tail = d.mul(d.mul(y, z), d.fitted("sin", y, "float64"))
-    sin_tail = d.add(sin_tail, d.fma(d.neg(y_lo), half_z, y_lo))
+    sin_tail = d.mul(d.mul(y, z), d.fitted(sin_key, y, "float64"))
+    if y_lo is not None:
+        sin_tail = d.add(sin_tail, d.fma(d.neg(y_lo), half_z, y_lo))
     sine = d.add(y, sin_tail)
     # cos(y + e) = 1 - y^2/2 + y^4 C(y^2) - e y, with 1 - y^2/2 rounded as w and its
     # rounding error carried (fdlibm's __kernel_cos)
     w = d.sub(d.c(1.0), half_z)
-    correction = d.fma(d.mul(z, z), d.fitted("cos", y, "float64"), d.neg(d.mul(y, y_lo)))
+    correction = d.mul(d.mul(z, z), d.fitted(cos_key, y, "float64"))
+    if y_lo is not None:
+        correction = d.sub(correction, d.mul(y, y_lo))
     cosine = d.add(w, d.add(d.sub(d.sub(d.c(1.0), w), half_z), correction))
     return sine, cosine
 
@@ -111,7 +125,7 @@ def _sin_cos(em: Emitter, x, want_cos: bool):
         f_hi, f_lo, n = _reduce_f32(d, wide)
     else:
         f_hi, f_lo, n = _reduce_f64(d, wide)
-    sine, cosine = _kernels(d, f_hi, f_lo)
+    sine, cosine = _kernels(d, f_hi, f_lo, em.dtype == "float32")
     b = d.b
     quadrant = b.add(n, d.ci(1)) if want_cos else n   # cos(y + n pi/2) = sin(y + (n+1) pi/2)
     swap = b.icmp_unsigned("!=", b.and_(quadrant, d.ci(1)), d.ci(0))
