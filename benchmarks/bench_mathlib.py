@@ -75,10 +75,11 @@ def main() -> None:
             args = arguments(name, dtype, options.size, rng)
             loop = compile_loop(name, dtype)
             ours, theirs = np.empty_like(args[0]), np.empty_like(args[0])
-            candidates = {"graphk": lambda: loop(*args, out=ours)}
+            candidates = {"graphk": lambda loop=loop, args=args, out=ours: loop(*args, out=out)}
             reference = numpy_version(name)
             if reference is not None:
-                candidates["numpy"] = lambda: reference(*args, out=theirs)
+                candidates["numpy"] = (lambda f=reference, args=args, out=theirs:
+                                       f(*args, out=out))
             times = interleave(candidates, options.rounds, options.repeat)
             per_element = {k: v * 1e6 / options.size for k, v in medians(times).items()}
             if reference is None:

@@ -174,9 +174,10 @@ def main() -> None:
         coeffs, err = fit(spec)
         print(f"{spec.key:12s} {spec.dtype}: n={spec.count:2d} err={err:.3e}"
               f" ({np.log2(err):.1f} bits)")
-        body = ", ".join(repr(c) for c in coeffs)
         lines.append(f"    ({spec.key!r}, {spec.dtype!r}): ({spec.first}, {spec.step}, "
-                     f"{spec.center!r}, ({body},), {err:.3e}),")
+                     f"{spec.center!r}, (")
+        lines += [f"        {c!r}," for c in coeffs]
+        lines.append(f"    ), {err:.3e}),")
     lines.append("}")
     path = pathlib.Path(__file__).with_name("coefficients.py")
     path.write_text("\n".join(lines) + "\n")

@@ -16,7 +16,8 @@ from fractions import Fraction
 
 from .constants import LN2, split
 from .emit import Emitter
-from .exp_log import EXP_LIMITS, exp, exp_of_reduced, log_of_reduced, reduce_ln2, reduce_log
+from .exp_log import (EXP_LIMITS, LOG2E, exp, exp_of_reduced, ln2_parts, log_of_reduced,
+                      reduce_log)
 
 
 def log_double_word(em: Emitter, x):
@@ -43,8 +44,8 @@ def exp_double_word(em: Emitter, t_hi, t_lo):
     lo_limit, hi_limit = EXP_LIMITS[em.dtype]
     clamped = em.clamp(t_hi, lo_limit, hi_limit)
     t_lo = em.select(em.cmp("==", clamped, t_hi), t_lo, em.c(0.0))
-    n_float, n_int, _ = reduce_ln2(em, clamped)
-    hi, lo = split(LN2, 2, em.fmt.precision - 12)
+    n_float, n_int = em.round_to_int(em.mul(clamped, em.c(LOG2E)))
+    hi, lo = ln2_parts(em)
     r_hi = em.fma(em.neg(n_float), em.c(hi), clamped)     # exact (Sterbenz)
     r_lo = em.fma(em.neg(n_float), em.c(lo), t_lo)
     r, r_error = em.fast_two_sum(r_hi, r_lo)
