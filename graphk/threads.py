@@ -172,7 +172,7 @@ class _IdleCores:
     def __init__(self):
         self._lock = threading.Lock()
         self._mark = self._sample()
-        self._free = capacity()
+        self._free = 1  # until the first measurement: a wrong 1 costs little, a wrong 2 much
 
     @staticmethod
     def _sample():
