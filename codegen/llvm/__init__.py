@@ -17,7 +17,8 @@ from .compiler import ModuleBuilder, Region
 from .plan import Unsupported
 from .runtime import FusedKernel
 
-__all__ = ["compile_fused", "FunctionLowering", "FusedKernel", "Unsupported"]
+__all__ = ["BACKENDS", "compile_fused", "lowering_for", "FunctionLowering", "FusedKernel",
+           "Unsupported"]
 
 
 def _numpy_kernel(node):
@@ -57,7 +58,7 @@ class FunctionLowering:
         try:
             region = Region(node.attrs["body"])
             self.builder.request(region, region.expected_variant)
-        except Unsupported as error:
+        except NotImplementedError as error:  # Unsupported, or a math function missing
             self.decisions[node] = ("numpy", f"LLVM: {error}")
             return None
         fallback = _numpy_kernel(node) if self.small_on_numpy else None
@@ -71,3 +72,23 @@ class FunctionLowering:
     def finish(self) -> None:
         """Compile the module holding every accepted node's entry point."""
         self.builder.finish()
+
+    def report_lines(self) -> list:
+        """One line per fused node: the lowering that runs it and why."""
+        return [f"{node.op.name} at {node.location}: {lowering} ({reason})"
+                for node, (lowering, reason) in self.decisions.items()]
+
+
+BACKENDS = ("auto", "llvm", "numpy")
+
+
+def lowering_for(backend: str) -> FunctionLowering | None:
+    """The kernel_for hook of K.function's `backend`: None for "numpy"; "llvm" compiles
+    every fused node it supports at every size; "auto" also lets small calls run on
+    NumPy (runtime.NUMPY_BELOW). Unsupported regions run on NumPy either way, and the
+    hook's `decisions` say so."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; available: {list(BACKENDS)}")
+    if backend == "numpy":
+        return None
+    return FunctionLowering(small_on_numpy=backend == "auto")

@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import tempfile
@@ -70,9 +71,37 @@ def region_key(body) -> str:
     return "\n".join(lines)
 
 
+_fingerprint: str | None = None
+
+
+def code_fingerprint() -> str:
+    """A hash of the sources that decide what code a region becomes (this package, the
+    math library, the scalar rules), so object code from other sources is never reused,
+    even under one graphk version number."""
+    global _fingerprint
+    if _fingerprint is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        root = os.path.dirname(os.path.dirname(here))
+        files = sorted(glob.glob(os.path.join(here, "*.py")) +
+                       glob.glob(os.path.join(here, "mathlib", "*.py")) +
+                       [os.path.join(root, "ir", "scalar.py"),
+                        os.path.join(root, "ir", "ops", "elementwise.py")])
+        digest = hashlib.sha256()
+        for path in files:
+            try:
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+            except OSError:  # an installed layout without one of them: its absence counts
+                digest.update(path.encode())
+        _fingerprint = digest.hexdigest()
+    return _fingerprint
+
+
 def kernel_key(region: str, variant: str) -> str:
-    """The key of one compiled entry point: its region, its variant and the host."""
-    return hashlib.sha256(f"{region}\n{variant}\n{host_key()}".encode()).hexdigest()
+    """The key of one compiled entry point: its region, its variant, the host and the
+    code generator's sources."""
+    text = f"{region}\n{variant}\n{host_key()}\n{code_fingerprint()}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class MemoryCache:

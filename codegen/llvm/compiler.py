@@ -66,11 +66,12 @@ class ModuleBuilder:
     """Entry points wanted by one compiled function, built as one module."""
 
     def __init__(self):
-        self.module = None
+        self.texts: list = []  # LLVM IR of each emitted entry point
         self.pending: list = []  # (region, variant, kernel key, symbol)
         self._emitted: dict = {}  # kernel key -> symbol
 
     def request(self, region: Region, variant: str) -> None:
+        """Emit (unless cached) one entry point; errors leave the batch as it was."""
         key = kernel_key(region.key, variant)
         hit = MEMORY.get(key)
         if hit is not None:
@@ -79,13 +80,15 @@ class ModuleBuilder:
             return
         symbol = self._emitted.get(key)
         if symbol is None:
-            if self.module is None:
-                self.module = new_module("graphk")
-            emitter = Emitter(self.module, region.plan, region.name)
+            # each entry in a module of its own, linked at finish(): a region that fails
+            # half-way through emission leaves nothing behind in the batch
+            module = new_module(region.name)
+            emitter = Emitter(module, region.plan, region.name)
             if variant == "flat":
                 symbol = emitter.emit_flat()
             else:  # "nest<depth>" or "nest<depth>g" (generic strides)
                 symbol = emitter.emit_nest(int(variant[4:].rstrip("g")), variant.endswith("g"))
+            self.texts.append(str(module))
             self._emitted[key] = symbol
         self.pending.append((region, variant, key, symbol))
 
@@ -100,7 +103,7 @@ class ModuleBuilder:
             obj = disk.load(module_key)
             if obj is None:
                 start = time.perf_counter()
-                obj = compile_ir(str(self.module))
+                obj = compile_ir(self.texts)
                 STATS["compile_seconds"] += time.perf_counter() - start
                 STATS["compiled"] += 1
                 disk.store(module_key, obj)
@@ -111,3 +114,5 @@ class ModuleBuilder:
             MEMORY.put(key, (loaded, symbol))
             region.bind(variant, loaded, symbol)
         self.pending = []
+        self.texts = []
+        self._emitted = {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
+from ...ir.dtypes import DTypeError
 from ...ir.shapes import same_dim
 from .plan import Plan, Unsupported, accumulate_dtype
 from .scalar_llvm import LLVMScalarBuilder, Scalar, register_type
@@ -140,7 +141,12 @@ class Element:
         if node.op.name == "constant":
             return e.sb.const(_python_number(node.attrs["value"], v.type.dtype), v.type.dtype)
         args = [self.memo[u] for u in node.inputs]
-        result = node.op.scalar(e.sb, *args, **node.attrs)
+        try:
+            result = node.op.scalar(e.sb, *args, **node.attrs)
+        except DTypeError as error:  # a rule that does not cover these dtypes
+            dtypes = ", ".join(u.type.dtype for u in node.inputs)
+            raise Unsupported(f"{node.op.name} (built at {node.location}): its scalar rule "
+                              f"fails for ({dtypes}): {error}") from None
         if result.dtype != v.type.dtype:
             raise Unsupported(f"{node.op.name} (built at {node.location}): its scalar rule gives "
                               f"{result.dtype}, the node's type is {v.type.dtype}")

@@ -88,7 +88,8 @@ class LLVMScalarBuilder(ScalarBuilder):
             raise DTypeError(f"scalar const: unknown dtype {dtype!r}")
         if dtype in INT_DTYPES:
             info = np.iinfo(dtype)
-            if not (isinstance(value, (int, np.integer, bool)) and info.min <= value <= info.max):
+            integral = isinstance(value, (int, np.integer)) or float(value).is_integer()
+            if not (integral and info.min <= value <= info.max):
                 raise DTypeError(f"scalar const: {value!r} is not an integer in {dtype}'s range")
             return Scalar(ir.Constant(_REGISTER[dtype], int(value) & ((1 << _BITS[dtype]) - 1)),
                           dtype)
@@ -236,8 +237,7 @@ class LLVMScalarBuilder(ScalarBuilder):
     def compare(self, pred: str, a, b):
         if pred not in PREDICATES:
             raise ValueError(f"scalar compare: predicate {pred!r} is not one of {PREDICATES}")
-        allowed = NUMERIC + (("bool",) if pred in ("eq", "ne") else ())
-        dtype = _check(f"compare {pred}", allowed, a, b)
+        dtype = _check(f"compare {pred}", NUMERIC + ("bool",), a, b)  # False < True
         op = _ORDERED[pred]
         if dtype in COMPUTE_FLOATS:
             # IEEE: everything with NaN is false but "ne", which is unordered-or-unequal

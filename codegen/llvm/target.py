@@ -30,6 +30,14 @@ _lock = threading.RLock()
 _state: dict = {}
 
 
+# Loop tails as masked vector iterations where the target allows it (AVX-512 masks),
+# else a scalar epilogue, and no second vectorized epilogue: rows of odd length run
+# vectorized to the end, and each loop is emitted once or twice instead of three times
+# (a softmax module: about 50 ms of LLVM time instead of 150).
+_LLVM_OPTIONS = ("-prefer-predicate-over-epilogue=predicate-else-scalar-epilogue",
+                 "-enable-epilogue-vectorization=false")
+
+
 def initialize() -> None:
     """Initialize the native target and asm printer once per process.
 
@@ -40,6 +48,8 @@ def initialize() -> None:
             return
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
+        for option in _LLVM_OPTIONS:
+            llvm.set_option("graphk", option)
         _state["initialized"] = True
 
 
@@ -121,27 +131,37 @@ def _optimize(module_ref: llvm.ModuleRef) -> None:
     builder.getModulePassManager().run(module_ref, builder)
 
 
-def optimized_module(text: str) -> llvm.ModuleRef:
-    """Parse, verify and optimize LLVM IR text for the host."""
+def _parsed(text: str) -> llvm.ModuleRef:
+    tm = target_machine()
+    module_ref = llvm.parse_assembly(_with_vector_width(text))
+    module_ref.triple = tm.triple
+    module_ref.data_layout = str(tm.target_data)
+    module_ref.verify()
+    return module_ref
+
+
+def optimized_module(texts) -> llvm.ModuleRef:
+    """Parse, verify, link and optimize LLVM IR text (one text or a list of module texts:
+    internal symbols of the same name are renamed apart by the linker)."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
     with _lock:  # LLVM's global context is not safe to use from two threads
-        tm = target_machine()
-        module_ref = llvm.parse_assembly(_with_vector_width(text))
-        module_ref.triple = tm.triple
-        module_ref.data_layout = str(tm.target_data)
-        module_ref.verify()
+        module_ref = _parsed(texts[0])
+        for text in texts[1:]:
+            module_ref.link_in(_parsed(text))
         _optimize(module_ref)
         return module_ref
 
 
-def compile_ir(text: str) -> bytes:
-    """Object code for LLVM IR text: parsed, verified, optimized at O3 with
-    loop/SLP vectorization for the host CPU, emitted as an object file."""
-    module_ref = optimized_module(text)
+def compile_ir(texts) -> bytes:
+    """Object code for LLVM IR text (or a list of module texts, linked into one):
+    parsed, verified, optimized at O3 with loop/SLP vectorization for the host CPU,
+    emitted as one object file."""
+    module_ref = optimized_module(texts)
     with _lock:
         return target_machine().emit_object(module_ref)
 
 
-def assembly(text: str) -> str:
+def assembly(text) -> str:
     """The host assembly of LLVM IR text after optimization (for inspection,
     e.g. to see which vector registers a kernel uses)."""
     module_ref = optimized_module(text)

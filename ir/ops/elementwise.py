@@ -24,8 +24,6 @@ Dtype policy (JAX-like; TensorFlow would reject most mixes outright):
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from ..dtypes import (cast_rule, comparison_rule, float_rule, is_floating, logical_rule,
@@ -37,19 +35,32 @@ from .activations import relu_kernel, relu_rule, relu_scalar
 from .leaf import as_value
 from .registry import NOT_DIFFERENTIABLE, OpDef, Sample, apply, register
 
-@lru_cache(maxsize=None)
-def _plan(rule, dtypes: tuple, attrs: tuple):
-    return rule(dtypes, dict(attrs))
-
-
 def _typed_kernel(rule, kernel):
-    """`kernel` with its inputs cast to the compute dtypes and its result to the output's."""
+    """`kernel` with its inputs cast to the compute dtypes and its result to the output's.
+
+    The rule runs once per dtype (and attribute) combination; after that a call costs
+    one dict lookup, since kernels run at every call of a compiled function.
+    """
+    plans = {}
+
+    def plan(arrays, attrs):
+        out, computes = rule(tuple(a.dtype.name for a in arrays), attrs)
+        computes = tuple(np.dtype(c) for c in computes)
+        exact = all(a.dtype == c for a, c in zip(arrays, computes))
+        return np.dtype(out), None if exact else computes
+
     def typed(*arrays, **attrs):
-        out, computes = _plan(rule, tuple(a.dtype.name for a in arrays),
-                              tuple(sorted(attrs.items())))
-        arrays = [a if a.dtype.name == c else a.astype(c) for a, c in zip(arrays, computes)]
+        key = tuple([a.dtype for a in arrays])
+        if attrs:
+            key += tuple(attrs.values())
+        found = plans.get(key)
+        if found is None:
+            found = plans[key] = plan(arrays, attrs)
+        out, computes = found
+        if computes is not None:
+            arrays = [a if a.dtype == c else a.astype(c) for a, c in zip(arrays, computes)]
         result = kernel(*arrays, **attrs)
-        return result if result.dtype.name == out else result.astype(out)
+        return result if result.dtype == out else result.astype(out)
     typed.__name__ = getattr(kernel, "__name__", "kernel")
     typed.raw = kernel  # the NumPy kernel on its own, for the dtype-probe oracle in tests
     return typed

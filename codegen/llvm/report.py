@@ -1,0 +1,49 @@
+"""The "lowering" section of fn.report(): which lowering runs each node, and why."""
+from __future__ import annotations
+
+from collections import Counter
+
+from .compiler import STATS
+
+
+def lowering_section(fn) -> str | None:
+    """The section for a compiled K.function `fn` (None for objects without a lowering)."""
+    if not hasattr(fn, "lowering") or not hasattr(fn, "_executable"):
+        return None
+    return lowering_text(getattr(fn, "_backend", "numpy"), fn.lowering,
+                         fn._executable.lowerings)
+
+
+def lowering_text(backend: str, lowering, lowerings: dict) -> str:
+    """Text for one compiled function.
+
+    `lowering` is its FunctionLowering (None for backend="numpy"), `lowerings`
+    the executable's node -> lowering name map (codegen/numpy_backend.py)."""
+    lines = [f"lowering (backend={backend!r})"]
+    decisions = lowering.decisions if lowering is not None else {}
+    others: Counter = Counter()
+    for node, name in lowerings.items():
+        if node.op.name != "fused":
+            others[node.op.name] += 1
+            continue
+        if node in decisions:
+            chosen, reason = decisions[node]
+        elif backend == "numpy":
+            chosen, reason = "numpy", "backend='numpy' keeps every node on NumPy"
+        else:
+            chosen, reason = name, "not offered to the LLVM backend"
+        size = sum(1 for n in node.attrs["body"].nodes if n.op.name != "placeholder")
+        lines.append(f"  fused ({size} body ops) at {node.location}: {chosen}: {reason}")
+    if others:
+        listed = ", ".join(f"{count} {op}" for op, count in sorted(others.items()))
+        lines.append(f"  numpy (ops outside fused regions run their NumPy kernels): {listed}")
+    if lowering is not None:
+        lines.append(f"  LLVM modules this process: {STATS['compiled']} compiled "
+                     f"({STATS['compile_seconds']:.3f} s), {STATS['from_disk']} from the disk "
+                     f"cache, {STATS['from_memory']} entries from memory")
+        if lowering.small_on_numpy:
+            from .runtime import NUMPY_BELOW
+
+            lines.append(f"  calls on fewer than {NUMPY_BELOW} elements per body op run "
+                         "the fused node's NumPy kernel (faster there)")
+    return "\n".join(lines)
