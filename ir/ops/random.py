@@ -20,6 +20,8 @@ this form.
 """
 from __future__ import annotations
 
+import math
+import sys
 from functools import partial
 
 import numpy as np
@@ -221,16 +223,42 @@ def _truncated_normal(rng, shape, dtype, mean, stddev):
     return _affine(samples, stddev, mean, dtype)
 
 
+def _uint32_draws(rng, shape) -> np.ndarray:
+    """32-bit draws, as NumPy's float32 sampler takes them: each 64-bit draw's low half, then
+    its high half (a little-endian view). Drawing 64-bit words in bulk is about 2x faster
+    than NumPy's per-element float32 path."""
+    count = int(np.prod(shape, dtype=np.int64))
+    words = rng.integers(0, 2 ** 64, (count + 1) // 2, dtype=np.uint64)
+    return words.view(np.uint32)[:count].reshape(shape)
+
+
+def _uniform_float32(rng, shape) -> np.ndarray:
+    """rng.random(shape, dtype=float32)'s own numbers, (bits >> 8) * 2^-24, twice as fast
+    (Dropout draws one per activation every training step)."""
+    if sys.byteorder != "little":
+        return rng.random(shape, dtype=np.float32)
+    bits = _uint32_draws(rng, shape)
+    bits >>= 8
+    samples = bits.astype(np.float32)
+    samples *= np.float32(2.0 ** -24)
+    return samples
+
+
 def _uniform(rng, shape, dtype, minval, maxval):
     if dtype.kind in "iu":
         return rng.integers(int(minval), int(maxval), shape, dtype=dtype)
-    samples = rng.random(shape, dtype=_work_dtype(dtype))
+    work = _work_dtype(dtype)
+    samples = _uniform_float32(rng, shape) if work == np.float32 else rng.random(shape, dtype=work)
     return _affine(samples, maxval - minval, minval, dtype)
 
 
 def _binomial(rng, shape, dtype, p):
-    """1 with probability p, else 0 (u < p, so p=0 and p=1 are exact)."""
-    return (rng.random(shape, dtype=np.float32) < p).astype(dtype)
+    """1 with probability p, else 0: u < p for u a float32 uniform (so p=0 and p=1 are exact),
+    compared as integers: u = (bits >> 8) * 2^-24 < p  <=>  bits < ceil(p * 2^24) * 2^8."""
+    threshold = math.ceil(p * 2 ** 24) << 8
+    if threshold >= 2 ** 32 or threshold <= 0:  # every u < p, or none
+        return np.full(shape, 1 if threshold > 0 else 0, dtype=dtype)
+    return (_uint32_draws(rng, shape) < np.uint32(threshold)).astype(dtype)
 
 
 def _seed_for_compile(seed):
