@@ -44,10 +44,12 @@ import numpy as np
 ENVIRONMENT_VARIABLE = "GRAPHK_NUM_THREADS"
 
 # Multiply-adds (m * n * k) of a product per BLAS thread: below twice this, a
-# product runs on one thread. On the 2-core development machine, idle, two
-# threads first beat one at about 3e6 (e.g. 512x288x64: 0.30 ms on one, 0.26 ms
-# on two) and are clearly ahead (1.6x) from about 3e7; the margin keeps the split
-# for products where a late helper thread costs little of the whole.
+# product runs on one thread. Measured on the 2-core development machine with
+# both cores ours: two threads save 10-20% from about 1e6 (512x72x64: 48 us on
+# one, 40 us on two), up to 45% from about 1e7 (512x288x64: 165 us, 88 us), and
+# lose by 30% on some shapes below that (128x64x256). Idle helper threads also
+# spin for a while after each threaded product, taking CPU from the rest of the
+# machine; so only products of a few hundred microseconds or more are split.
 BLAS_WORK_PER_THREAD = 8_000_000
 
 # How long one measurement of the other processes' load is trusted (seconds).
@@ -59,14 +61,12 @@ IDLE_SHARE = 0.2
 # --- the budget ----------------------------------------------------------------------------
 
 def _parse_count(value, source: str) -> int:
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{source} must be a positive int number of threads, "
-                         f"got {value!r}") from None
-    if count < 1 or isinstance(value, bool):
-        raise ValueError(f"{source} must be a positive int number of threads, got {value!r}")
-    return count
+    """A positive int count from an int or a string of digits."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    raise ValueError(f"{source} must be a positive int number of threads, got {value!r}")
 
 
 def _from_environment() -> int | None:
@@ -194,12 +194,17 @@ class _IdleCores:
             if then[1] is None or mark[1] is None or then[3] != mark[3]:
                 self._free = limit  # no /proc/stat, or our CPUs changed: assume idle
                 return
-            wall = mark[0] - then[0]
-            others = max(0.0, (mark[1] - then[1]) - (mark[2] - then[2])) / wall
-            idle = math.floor(len(mark[3]) - others + IDLE_SHARE)
-            self._free = max(1, min(limit, idle))
+            self._free = idle_cores(len(mark[3]), limit, busy=mark[1] - then[1],
+                                    ours=mark[2] - then[2], wall=mark[0] - then[0])
         finally:
             self._lock.release()
+
+
+def idle_cores(cpus: int, limit: int, busy: float, ours: float, wall: float) -> int:
+    """Cores (at most `limit`) that other processes left idle over `wall` seconds, in which
+    all processes together spent `busy` CPU seconds on our `cpus` and we spent `ours`."""
+    others = max(0.0, busy - ours) / wall if wall > 0 else 0.0
+    return max(1, min(limit, math.floor(cpus - others + IDLE_SHARE)))
 
 
 _idle = _IdleCores()
