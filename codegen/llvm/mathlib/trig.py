@@ -28,15 +28,18 @@ TINY = 2.0 ** -27  # below it sin(x) rounds to x and cos(x) to 1 in float64
 
 def _accumulate(d: Emitter, products, words: int):
     """Sum the exact products mod 4; returns (F_hi, F_lo, n_int) with the sum = n + F.
+    `products` holds (product, may_exceed_2) pairs: only those that may be 2 or more
+    need the reduction mod 4.
 
     The running sum is kept as `words` words (each two_sum exact, only the last word
     rounds). float32 needs F to 2^-60 absolute (a float32 comes no closer than ~2^-30 to
     a multiple of pi/2): two words. float64 keeps three, so massive cancellation -- x
     within 2^-60 of a multiple of pi/2 -- still leaves F accurate below its own ulp."""
     acc, err, err2 = d.c(0.0), d.c(0.0), d.c(0.0)
-    for p in products:
-        reduced = d.fma(d.c(-4.0), d.rint(d.mul(p, d.c(0.25))), p)   # exact
-        acc, e = d.two_sum(acc, reduced)
+    for p, large in products:
+        if large:
+            p = d.fma(d.c(-4.0), d.rint(d.mul(p, d.c(0.25))), p)     # exact
+        acc, e = d.two_sum(acc, p)
         if words == 3:
             err, e2 = d.two_sum(err, e)
             err2 = d.add(err2, e2)
@@ -50,7 +53,9 @@ def _accumulate(d: Emitter, products, words: int):
 
 
 def _reduce_f32(d: Emitter, ax):
-    return _accumulate(d, [d.mul(ax, d.c(c)) for c in F32_CHUNKS], words=2)
+    # |x| < 2^128 and chunk j < 2^(-28 j)
+    products = [(d.mul(ax, d.c(c)), 128 - 28 * j > 1) for j, c in enumerate(F32_CHUNKS)]
+    return _accumulate(d, products, words=2)
 
 
 def _chunk_table(module: ir.Module) -> ir.GlobalVariable:
@@ -86,7 +91,8 @@ def _reduce_f64(d: Emitter, ax):
         index = b.add(start_int, d.ci(k))
         entry = b.load(b.gep(table, [ir.Constant(ir.IntType(64), 0), index]))
         chunk = d.mul(entry, d.c(2.0 ** (-F64_CHUNK_BITS * (k + 1))))
-        products += [d.mul(high, chunk), d.mul(low, chunk)]
+        large = 81 - F64_CHUNK_BITS * k > 1          # scaled x < 2^81, chunk k < 2^(-26 k)
+        products += [(d.mul(high, chunk), large), (d.mul(low, chunk), large)]
     return _accumulate(d, products, words=3)
 
 
