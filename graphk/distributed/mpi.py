@@ -65,7 +65,7 @@ class MpiTransport:
         self.timeout = timeout
         self.calls = 0  # collectives made so far (tests and benchmarks count them)
 
-    def allreduce(self, buffer: np.ndarray, root, what: str) -> None:
+    def allreduce(self, buffer: np.ndarray, root, what: object) -> None:
         MPI = self.MPI
         if root is None:
             request = self.communicator.Iallreduce(MPI.IN_PLACE, buffer, MPI.SUM)
@@ -75,13 +75,13 @@ class MpiTransport:
             request = self.communicator.Ireduce(buffer, None, MPI.SUM, root)
         self._wait(request, what)
 
-    def broadcast(self, buffer: np.ndarray, root: int, what: str) -> None:
+    def broadcast(self, buffer: np.ndarray, root: int, what: object) -> None:
         self._wait(self.communicator.Ibcast(buffer, root), what)
 
-    def barrier(self, what: str = "barrier") -> None:
+    def barrier(self, what: object = "barrier") -> None:
         self._wait(self.communicator.Ibarrier(), what)
 
-    def _wait(self, request, what: str) -> None:
+    def _wait(self, request, what: object) -> None:
         """Drive the request to completion (each Test call makes MPI progress), or abort.
 
         After SPIN seconds the loop yields the core between tests: with more
