@@ -242,6 +242,22 @@ def test_exact_special_values():
         assert np.signbit(compile_loop("expm1", dtype)(np.array([-0.0], dtype)))[0]
 
 
+def test_declare_math_caches_and_rejects():
+    import llvmlite.ir as ir
+
+    from graphk.codegen.llvm.mathlib import declare_math
+
+    module = ir.Module("m")
+    first = declare_math(module, "exp", "float32")
+    assert declare_math(module, "exp", "float32") is first
+    assert first.name == "graphk.exp.f32" and "alwaysinline" in first.attributes
+    assert len(declare_math(module, "pow", "float64").args) == 2
+    with pytest.raises(NotImplementedError, match="no function 'gamma'"):
+        declare_math(module, "gamma", "float32")
+    with pytest.raises(NotImplementedError, match="float16"):
+        declare_math(module, "exp", "float16")
+
+
 def test_loops_vectorize():
     """Every function's loop is widened to SIMD vectors, with no calls left but LLVM
     intrinsics (no libm)."""
