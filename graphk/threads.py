@@ -19,8 +19,9 @@ decides the thread count of every product itself:
   somebody is, instead of fighting them.
 - **Per product** (`blas_threads(m * n * k)`), a thread is worth adding only
   for `BLAS_WORK_PER_THREAD` multiply-adds or more (measured on the
-  development machine, see tests and benchmarks/keras_digits.py), so
-  batch-sized products run on one thread. graphk's own pools (the LLVM
+  development machine), so batch-sized products run on one thread; and the
+  automatic budget never exceeds the caller's own BLAS setting
+  (OPENBLAS_NUM_THREADS or a threadpoolctl limit). graphk's own pools (the LLVM
   backend's) size themselves with `threads_for(work, per_thread)` from the
   same budget. graphk runs one kernel at a time, so BLAS and graphk's pools
   are never busy together; `lease` keeps concurrent callers (Python threads
@@ -107,8 +108,16 @@ def threads_for(work: float, per_thread: float) -> int:
 
 
 def blas_threads(work: int) -> int:
-    """BLAS threads for a product of `work` multiply-adds (m * n * k, times the batch)."""
-    return threads_for(work, BLAS_WORK_PER_THREAD)
+    """BLAS threads for a product of `work` multiply-adds (m * n * k, times the batch).
+
+    The automatic budget never goes above the caller's own BLAS setting
+    (OPENBLAS_NUM_THREADS, threadpoolctl limits): a user who limited BLAS meant it.
+    GRAPHK_NUM_THREADS and set_num_threads are graphk's own and are followed.
+    """
+    count = threads_for(work, BLAS_WORK_PER_THREAD)
+    if count > 1 and _configured is None:
+        count = min(count, blas.callers_count() or 1)
+    return count
 
 
 # --- cores: ours, and how many the other processes leave idle -----------------------------
@@ -295,6 +304,10 @@ class BlasThreads:
     def read(self):
         """The count the library reports now (None without a controllable BLAS)."""
         return self._get() if self.available else None
+
+    def callers_count(self):
+        """The count the caller set (before graphk changed it in this call)."""
+        return self.resting if self.owned else self.read()
 
     def use(self, count: int) -> None:
         """Make the next BLAS call run on `count` threads."""

@@ -141,6 +141,13 @@ def test_the_count_is_given_back_when_a_call_fails(recorder):
     assert recorder.count == 2 and not threads.blas.owned
 
 
+def test_the_automatic_budget_keeps_to_the_callers_blas_limit(recorder, budget_reset):
+    recorder.count = 1  # as OPENBLAS_NUM_THREADS=1 or threadpool_limits(1) leave it
+    assert threads.blas_threads(1024 ** 3) == 1
+    threads.set_num_threads(2)  # graphk's own setting is followed
+    assert threads.blas_threads(1024 ** 3) == 2
+
+
 def test_blas_limit_restores_the_count_it_found(recorder):
     with threads.blas_limit(1):
         assert recorder.count == 1
