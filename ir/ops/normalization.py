@@ -74,8 +74,10 @@ def _rows_side_by_side(rows: int, channels: int) -> int:
     """How many rows to lay side by side so a per-channel vector spans ~2048 elements.
 
     NumPy runs one inner loop per row when a (channels,) vector broadcasts
-    against (rows, channels): with 32 channels that is 2048 loops of 32
-    elements, 5-8x slower than the same arithmetic in long rows (measured).
+    against (rows, channels): with 32 channels, 2048 loops of 32 elements.
+    In long rows the batch norm kernels below run 1.2-1.3x faster on
+    (32, 8, 8, 32) inputs (measured; per-channel sums as BLAS gemv are 8x
+    faster than np.sum over the rows).
     """
     for k in range(min(max(1, 2048 // max(channels, 1)), rows), 0, -1):
         if rows % k == 0:
