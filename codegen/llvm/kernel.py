@@ -57,7 +57,7 @@ class Layout:
 def accesses(plan: Plan, stage) -> list:
     """Slots a stage touches: its loads, then its stores."""
     if stage.kind == "reduce":
-        return list(stage.reads) + [plan.slot_of[stage.node.outputs[0]]]
+        return list(stage.reads) + [plan.slot_of[node.outputs[0]] for node in stage.nodes]
     return list(stage.reads) + [slot for _, slot in stage.stores]
 
 
@@ -231,7 +231,7 @@ class Emitter:
         stage = self.plan.stages[0]
         body = self._body_function("flat", [])
         self._start(body)
-        bases = body.args[2:]
+        bases = self._aliased(body.args[2:])
         def emit(i, _):
             def address(slot):
                 offset = i if _is_full(self.plan, stage, slot) else ir.Constant(I64, 0)
@@ -257,6 +257,7 @@ class Emitter:
         self._start(body)
         n = len(self.plan.slots)
         bases, extents_ptr, strides_ptr = body.args[2:2 + n], body.args[2 + n], body.args[3 + n]
+        bases = self._aliased(bases)
         extents = self._load_all(extents_ptr, self.layout.num_extents)
         strides = self._load_all(strides_ptr, self.layout.num_strides)
         self._mean_counts(extents)
@@ -277,17 +278,24 @@ class Emitter:
         self._entry(suffix, [PTR, PTR], body)
         return f"{self.name}.{suffix}"
 
+    def _aliased(self, bases) -> list:
+        """Base pointers per slot, a view reading its alias's argument (never its own, so
+        no two noalias arguments ever reach the same memory)."""
+        return [bases[slot.alias] if slot.kind == "view" else bases[k]
+                for k, slot in enumerate(self.plan.slots)]
+
     def _load_all(self, pointer, count: int) -> list:
         return [self.b.load(self.b.gep(pointer, [ir.Constant(I64, k)], source_etype=I64), typ=I64)
                 for k in range(count)]
 
     def _mean_counts(self, extents: list) -> None:
         for s, stage in enumerate(self.plan.stages):
-            if stage.kind == "reduce" and stage.node.op.name == "reduce_mean":
-                count = ir.Constant(I64, 1)
-                for axis in stage.reduced_axes:
-                    count = self.b.mul(count, extents[self.layout.extent_offset[s] + axis])
-                self.counts[stage.node] = count
+            for node in stage.nodes:
+                if node.op.name == "reduce_mean":
+                    count = ir.Constant(I64, 1)
+                    for axis in stage.reduced_axes:
+                        count = self.b.mul(count, extents[self.layout.extent_offset[s] + axis])
+                    self.counts[node] = count
 
     def _stage(self, s: int, depth: int, outer: list, bases, extents, strides) -> None:
         stage = self.plan.stages[s]
@@ -327,38 +335,47 @@ class Emitter:
                   lambda i, _: self._nest(level + 1, rank, ext, indices + [i], point))
 
     def _reduce_stage(self, s, depth, outer, ext, address_at) -> None:
+        """One pass accumulating every reduction of the stage (they share loads)."""
         stage = self.plan.stages[s]
-        node = stage.node
-        slot = self.plan.slot_of[node.outputs[0]]
-        acc_dtype = accumulate_dtype(node.outputs[0].type.dtype)
+        nodes = stage.nodes
+        slots = [self.plan.slot_of[node.outputs[0]] for node in nodes]
+        dtypes = [accumulate_dtype(node.outputs[0].type.dtype) for node in nodes]
+        combines = [_combiner(self, node.op.name, dtype) for node, dtype in zip(nodes, dtypes)]
         rank = stage.rank
-        combine = _combiner(self, node.op.name, acc_dtype)
 
-        def element_value(indices):
+        def element_values(indices) -> list:
             element = Element(self, address_at(indices))
-            value = element.value(node.inputs[0])
-            return self.sb.cast(value, acc_dtype) if value.dtype != acc_dtype else value
+            values = []
+            for node, dtype in zip(nodes, dtypes):
+                value = element.value(node.inputs[0])
+                values.append(self.sb.cast(value, dtype) if value.dtype != dtype else value)
+            return values
 
-        def accumulate_in_memory(indices, value):
-            pointer = address_at(indices)(slot)
-            old = self.load_raw(pointer, slot)
-            self.store(pointer, combine(old, value), acc_dtype)
+        def accumulate_in_memory(indices, values) -> None:
+            address = address_at(indices)
+            for slot, dtype, combine, value in zip(slots, dtypes, combines, values):
+                pointer = address(slot)
+                self.store(pointer, combine(self.load_raw(pointer, slot), value), dtype)
 
         if rank > depth and (rank - 1) in stage.reduced_axes:
-            # innermost axis reduced: a register accumulator (vectorized with reassociation)
+            # innermost axis reduced: register accumulators (vectorized with reassociation)
             def row(indices):
-                identity = self.sb.const(_identity(node.op.name, acc_dtype), acc_dtype)
+                identities = [self.sb.const(_identity(node.op.name, dtype), dtype).value
+                              for node, dtype in zip(nodes, dtypes)]
 
                 def step(i, carried):
-                    value = element_value(indices + [i])
-                    return [combine(Scalar(carried[0], acc_dtype), value, reassociate=True).value]
-                (total,) = for_range(self.b, ir.Constant(I64, 0), ext[rank - 1], step,
-                                     [identity.value])
-                accumulate_in_memory(indices + [ir.Constant(I64, 0)], Scalar(total, acc_dtype))
+                    values = element_values(indices + [i])
+                    return [combine(Scalar(acc, dtype), value, reassociate=True).value
+                            for combine, acc, dtype, value
+                            in zip(combines, carried, dtypes, values)]
+                totals = for_range(self.b, ir.Constant(I64, 0), ext[rank - 1], step,
+                                   identities)
+                accumulate_in_memory(indices + [ir.Constant(I64, 0)],
+                                     [Scalar(t, d) for t, d in zip(totals, dtypes)])
             self._nest(depth, rank - 1, ext, outer, row)
         else:
             self._nest(depth, rank, ext, outer,
-                       lambda indices: accumulate_in_memory(indices, element_value(indices)))
+                       lambda indices: accumulate_in_memory(indices, element_values(indices)))
 
     def load_raw(self, pointer, slot: int) -> Scalar:
         dtype = self.plan.slots[slot].dtype
@@ -376,11 +393,11 @@ def inner_strides(plan: Plan) -> dict:
         if stage.rank == 0:
             continue
         last = stage.root.type.shape[-1]
-        written = plan.slot_of[stage.node.outputs[0]] if stage.kind == "reduce" else None
+        written = {plan.slot_of[node.outputs[0]] for node in stage.nodes}
         for slot in accesses(plan, stage):
             info = plan.slots[slot]
             shape = info.value.type.shape
-            if slot == written:
+            if slot in written:
                 result[(s, slot)] = 0 if stage.rank - 1 in stage.reduced_axes else 1
             elif not shape or (shape[-1] == 1 and last != 1):
                 result[(s, slot)] = 0

@@ -36,17 +36,18 @@ class Unsupported(NotImplementedError):
 class Slot:
     """One buffer the kernel reads or writes (one entry of its pointer array)."""
 
-    kind: str  # "input", "constant", "output" or "scratch"
+    kind: str  # "input", "constant", "output", "scratch" or "view"
     dtype: str  # the dtype in memory (a float16 reduction keeps float32 scratch)
     value: Value  # the body value whose elements the buffer holds
     index: int = 0  # body input or output position, for "input" and "output"
+    alias: int | None = None  # a "view" reads this slot's buffer in its own value's shape
 
 
 @dataclass
 class Stage:
     kind: str  # "reduce" or "output"
     root: Value  # the value whose shape the loop nest spans
-    node: object = None  # the reduction node of a reduce stage
+    nodes: list = field(default_factory=list)  # reductions accumulated in one pass (same axes)
     stores: list = field(default_factory=list)  # (value, slot index) of an output stage
     reads: list = field(default_factory=list)  # slot indices loaded in this stage
 
@@ -56,7 +57,7 @@ class Stage:
 
     @property
     def reduced_axes(self) -> tuple:
-        return self.node.attrs["axes"] if self.kind == "reduce" else ()
+        return self.nodes[0].attrs["axes"] if self.kind == "reduce" else ()
 
 
 @dataclass
@@ -147,10 +148,18 @@ def make_plan(body: Graph) -> Plan:
         output_slot.setdefault(value, len(slots))
         slots.append(Slot("output", value.type.dtype, value, k))
     stages: list = []
+    computed: dict = {}  # (op, input, axes) -> slot of a reduction already planned
     for node in body.nodes:
         if node.op.name not in BODY_REDUCTIONS:
             continue
         value = node.outputs[0]
+        same = (node.op.name, node.inputs[0], node.attrs["axes"])
+        if same in computed and node.op.name != "reduce_mean":
+            # max(x, keepdims) and max(x): one accumulation, read in two shapes
+            slot_of[value] = len(slots)
+            slots.append(Slot("view", slots[computed[same]].dtype, value,
+                              alias=computed[same]))
+            continue
         direct = (value in output_slot and node.op.name != "reduce_mean"
                   and accumulate_dtype(value.type.dtype) == value.type.dtype)
         if direct:
@@ -158,15 +167,33 @@ def make_plan(body: Graph) -> Plan:
         else:
             slot_of[value] = len(slots)
             slots.append(Slot("scratch", accumulate_dtype(value.type.dtype), value))
-        stages.append(Stage("reduce", node.inputs[0], node=node))
+        computed[same] = slot_of[value]
+        _add_reduction(stages, node, slot_of)
     stages.extend(_output_stages(body, slots, slot_of))
     for stage in stages:
         seen: set = set()
-        if stage.kind == "reduce":
-            _reads(stage.node.inputs[0], slot_of, stage.reads, seen)
+        for node in stage.nodes:
+            _reads(node.inputs[0], slot_of, stage.reads, seen)
         for value, _ in stage.stores:
             _reads(value, slot_of, stage.reads, seen)
     return Plan(body, slots, stages, _shared_depth(stages, slots, slot_of), slot_of)
+
+
+def _add_reduction(stages: list, node, slot_of: dict) -> None:
+    """A stage for `node`, or a place in an earlier reduce stage over the same shape and
+    axes whose pass `node` can share (it reads no result of that stage or a later one)."""
+    needs: list = []
+    _reads(node.inputs[0], slot_of, needs, set())
+    for position in range(len(stages) - 1, -1, -1):
+        stage = stages[position]
+        written = {slot_of[n.outputs[0]] for later in stages[position:] for n in later.nodes}
+        if written & set(needs):
+            break
+        if (stage.kind == "reduce" and stage.reduced_axes == node.attrs["axes"]
+                and _same_shape(stage.root, node.inputs[0])):
+            stage.nodes.append(node)
+            return
+    stages.append(Stage("reduce", node.inputs[0], nodes=[node]))
 
 
 def _output_stages(body: Graph, slots: list, slot_of: dict) -> list:
@@ -206,7 +233,7 @@ def _shared_depth(stages: list, slots: list, slot_of: dict) -> int:
         depth = same
     for stage in stages:
         for slot in stage.reads:
-            if slots[slot].kind == "scratch" or (
+            if slots[slot].kind in ("scratch", "view") or (
                     slots[slot].kind == "output" and slots[slot].value.node.op.name
                     in BODY_REDUCTIONS):
                 # a reduction read back at another rank would need other rows' results

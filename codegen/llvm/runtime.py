@@ -65,7 +65,7 @@ class Prepared:
     """What one (shapes, strides) pattern of the inputs needs per call."""
 
     __slots__ = ("variant", "function", "extents", "strides", "outputs", "scratch",
-                 "split", "work")
+                 "views", "split", "work")
 
 
 class FusedKernel:
@@ -135,9 +135,11 @@ class FusedKernel:
                 shape, dtype, fill = next(outputs)
                 buffers.append(np.empty(shape, dtype) if fill is None
                                else np.full(shape, fill, dtype))
-            else:
+            elif slot.kind == "scratch":
                 shape, dtype, fill = next(scratch)
                 buffers.append(np.full(shape, fill, dtype))
+            else:  # a view: the aliased buffer in this value's shape
+                buffers.append(buffers[slot.alias].reshape(prepared.views[k]))
         return buffers
 
     def _run(self, prepared: Prepared, pointers) -> None:
@@ -170,6 +172,8 @@ class FusedKernel:
         extents = [shapes[stage.root] for stage in plan.stages]
         prepared.work = sum(int(np.prod(e, dtype=np.int64)) for e in extents) * self.ops
         prepared.outputs = self._output_specs(shapes)
+        prepared.views = {k: shapes[slot.value] for k, slot in enumerate(plan.slots)
+                          if slot.kind == "view"}
         prepared.scratch = [(shapes[slot.value], slot.dtype,
                              identity(slot.value.node.op.name, slot.value.type.dtype))
                             for slot in plan.slots if slot.kind == "scratch"]
@@ -285,8 +289,9 @@ class FusedKernel:
         else:  # outputs and scratch are fresh C-contiguous buffers
             shape = shapes[info.value]
             strides = _contiguous_strides(shape)
-        if stage.kind == "reduce" and slot == self.plan.slot_of[stage.node.outputs[0]]:
-            return _reduction_write_strides(stage, strides, rank)
+        for node in stage.nodes:
+            if slot == self.plan.slot_of[node.outputs[0]]:
+                return _reduction_write_strides(node, strides, rank)
         result = [0] * rank
         offset = rank - len(shape)
         for j, (dim, stride) in enumerate(zip(shape, strides)):
@@ -308,10 +313,10 @@ def _contiguous_strides(shape) -> list:
     return strides[::-1]
 
 
-def _reduction_write_strides(stage, slot_strides: list, rank: int) -> list:
+def _reduction_write_strides(node, slot_strides: list, rank: int) -> list:
     """A reduction writes its slot at the loop's kept axes; reduced axes stay put (0)."""
-    axes = stage.reduced_axes
-    if stage.node.attrs["keepdims"]:
+    axes = node.attrs["axes"]
+    if node.attrs["keepdims"]:
         return [0 if a in axes else slot_strides[a] for a in range(rank)]
     kept = iter(slot_strides)
     return [0 if a in axes else next(kept) for a in range(rank)]
