@@ -68,11 +68,26 @@ def _tell_keras(setter: str, value) -> None:
 
 
 def floatx() -> str:
-    """The default float dtype, as a string ('float32')."""
+    """The default float dtype, as a string.
+
+    While Keras is loaded its setting is the one in force (Keras keeps it in
+    its own module).
+
+    Returns:
+        'float16', 'float32' (the default) or 'float64'.
+    """
     return _in_force("floatx", _floatx)
 
 
 def set_floatx(value: str) -> None:
+    """Set the default float dtype.
+
+    Arguments:
+        value: 'float16', 'float32' or 'float64'.
+
+    Raises:
+        ValueError: another value.
+    """
     global _floatx
     if value not in {"float16", "float32", "float64"}:
         raise ValueError(f"unknown floatx type: {value!r}; expected float16, float32 or float64")
@@ -81,21 +96,43 @@ def set_floatx(value: str) -> None:
 
 
 def epsilon() -> float:
-    """The fuzz factor used in numeric expressions."""
+    """The fuzz factor used in numeric expressions (clipping in the crossentropies).
+
+    Returns:
+        A float, 1e-7 unless set.
+    """
     return _in_force("epsilon", _epsilon)
 
 
 def set_epsilon(value: float) -> None:
+    """Set the fuzz factor used in numeric expressions.
+
+    Arguments:
+        value: a float.
+    """
     global _epsilon
     _epsilon = float(value)
     _tell_keras("set_epsilon", _epsilon)
 
 
 def image_data_format() -> str:
+    """The default layout of image tensors.
+
+    Returns:
+        'channels_last' (the default) or 'channels_first'.
+    """
     return _in_force("image_data_format", _image_data_format)
 
 
 def set_image_data_format(value: str) -> None:
+    """Set the default layout of image tensors.
+
+    Arguments:
+        value: 'channels_last' or 'channels_first'.
+
+    Raises:
+        ValueError: another value.
+    """
     global _image_data_format
     if value not in {"channels_last", "channels_first"}:
         raise ValueError(f"unknown data_format: {value!r}; "
@@ -105,7 +142,17 @@ def set_image_data_format(value: str) -> None:
 
 
 def normalize_data_format(value: str | None) -> str:
-    """None means the configured format; otherwise the value, checked."""
+    """A data_format argument checked, None meaning the configured format.
+
+    Arguments:
+        value: None, 'channels_last' or 'channels_first' (any case).
+
+    Returns:
+        'channels_last' or 'channels_first'.
+
+    Raises:
+        ValueError: another value.
+    """
     if value is None:
         value = image_data_format()
     data_format = value.lower()
@@ -116,12 +163,24 @@ def normalize_data_format(value: str | None) -> str:
 
 
 def cast_to_floatx(x):
-    """A NumPy array of `x` in floatx."""
+    """A NumPy array of `x` in floatx.
+
+    Arguments:
+        x: a number or an array.
+
+    Returns:
+        A NumPy array.
+    """
     return np.asarray(x, dtype=_floatx)
 
 
 def backend() -> str:
-    """The name of this backend: 'graphk'."""
+    """The name of this backend.
+
+    Returns:
+        'graphk'. (keras.backend.backend() answers with the module Keras loaded,
+        'graphk.backend'.)
+    """
     return "graphk"
 
 

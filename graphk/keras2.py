@@ -4,7 +4,8 @@ Keras 2.3.1 predates these: it uses `collections.Mapping` (moved to
 `collections.abc` and removed from `collections` in Python 3.10), its
 weight loading calls `.decode('utf8')` on HDF5 attributes that h5py 3 returns
 as `str` rather than `bytes`, and its HDF5 code compares with `np.string_`
-(removed in NumPy 2; `np.bytes_` is the same type). Nothing here runs when graphk is imported; call
+and its callbacks start from `np.Inf` (both removed in NumPy 2, which spells
+them `np.bytes_` and `np.inf`). Nothing here runs when graphk is imported; call
 `install_shims()` before importing keras:
 
     import graphk.keras2
@@ -65,9 +66,15 @@ def _install_h5py_str_attributes() -> None:
     AttributeManager.__getitem__ = __getitem__
 
 
+# Names NumPy 2 removed that Keras 2.3.1 and keras_preprocessing still use (np.Inf in
+# callbacks' EarlyStopping, ModelCheckpoint and ReduceLROnPlateau), with what replaced them.
+_NUMPY_ALIASES = {"string_": np.bytes_, "unicode_": np.str_, "Inf": np.inf}
+
+
 def _install_numpy_aliases() -> None:
-    if "string_" not in np.__dict__:
-        np.string_ = np.bytes_
+    for name, value in _NUMPY_ALIASES.items():
+        if name not in np.__dict__:
+            setattr(np, name, value)
 
 
 def install_shims() -> None:

@@ -54,12 +54,14 @@ def ref_sparse(labels, output, from_logits=False, axis=-1):
 
 
 def ref_binary(target, output, from_logits=False):
-    """Clipping and the logit conversion in the output's dtype, as TensorFlow does them."""
+    """tf.keras' formula, clipping in the output's dtype: from probabilities
+    -(t log(p + eps) + (1 - t) log(1 - p + eps)) (a saturated miss costs 15.33 in float32,
+    which Keras 2.3.1's own losses tests expect), from logits the stable logistic loss."""
     z = np.asarray(output)
     if not from_logits:
-        one = np.ones((), z.dtype)
-        p = np.clip(z, np.asarray(EPS, z.dtype), one - np.asarray(EPS, z.dtype))
-        z = np.log(p / (one - p))
+        one, eps = np.ones((), z.dtype), np.asarray(EPS, z.dtype)
+        p = np.clip(z, eps, one - eps)
+        return -(target * np.log(p + eps) + (1 - target) * np.log(one - p + eps))
     z = z.astype(np.float64)
     return np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
 

@@ -5,18 +5,34 @@ import contextlib
 
 from ..ir.graph import Value
 from ..ir.ops import control
+from ..ir.ops import elementwise as ew
 from ..ir.ops.registry import substituting
 from ..ir.shapes import ShapeError
+from .dependencies import mark
 from .function import Function, Update
 from .math import branch_value, switch
 from .session import learning_phase
 
 
 def in_train_phase(x, alt, training=None):
-    """x in the training phase, alt otherwise (either may be a callable).
+    """x in the training phase, alt otherwise.
 
-    With `training` None the learning phase decides at run time (a placeholder
-    that defaults to 0, test); a Python 0/1 or bool decides now.
+    Arguments:
+        x: what to return in training: a tensor, or a callable returning one.
+        alt: what to return otherwise: a tensor, or a callable returning one.
+        training: None lets the learning phase decide when the function runs
+            (a placeholder that defaults to 0, test); a Python 0/1 or bool, or
+            a tensor, decides as given.
+
+    Returns:
+        A tensor; with the learning phase deciding, marked
+        `_uses_learning_phase` for Keras.
+
+    Example:
+        >>> x = K.placeholder((2,))
+        >>> y = K.in_train_phase(x * 2.0, x)
+        >>> K.function([x, K.learning_phase()], [y])([np.ones(2), 1])[0]
+        array([2., 2.], dtype=float32)
     """
     uses_learning_phase = training is None
     if training is None:
@@ -32,22 +48,33 @@ def in_train_phase(x, alt, training=None):
 
 
 def in_test_phase(x, alt, training=None):
-    """x in the test phase, alt in training."""
+    """x in the test phase, alt in training.
+
+    Arguments:
+        x: what to return in test: a tensor, or a callable returning one.
+        alt: what to return in training: a tensor, or a callable returning one.
+        training: as for in_train_phase.
+
+    Returns:
+        A tensor.
+    """
     return in_train_phase(alt, x, training=training)
 
 
-def _update_closure(control_inputs) -> dict:
-    """variable -> new value for every update among the control inputs, and their own."""
-    mapping: dict = {}
-    stack = list(control_inputs)
+def update_closure(control_inputs) -> list:
+    """The updates among `control_inputs` (nested lists too) and, recursively, the updates
+    each was built under: all of them run when one does, as in TensorFlow."""
+    found: list = []
+    stack = list(control_inputs)[::-1]
     while stack:
         item = stack.pop()
         if isinstance(item, Update):
-            mapping.setdefault(item.variable, item.value)
-            stack.extend(getattr(item, "control_inputs", ()))
+            if all(item is not f for f in found):
+                found.append(item)
+                stack.extend(getattr(item, "control_inputs", ())[::-1])
         elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return mapping
+            stack.extend(item[::-1])
+    return found
 
 
 _active_controls: list = []
@@ -55,21 +82,50 @@ _active_controls: list = []
 
 @contextlib.contextmanager
 def control_dependencies(control_inputs):
-    """Ops built inside see the control inputs' updates applied.
+    """A context in which ops built run after the updates among `control_inputs`.
 
     graphk graphs are pure, so an update among `control_inputs` acts by
-    substitution: every op built inside reads the variable's new value. The
-    update must still be listed in K.function's `updates` to be stored (Keras
-    always lists them); listing it there again applies it once. Tensors among
-    the control inputs need no ordering and are ignored.
+    substitution: every op built inside reads the variable's new value. A
+    K.function or K.eval whose outputs are computed from such a value applies
+    the block's updates (TensorFlow runs them when such a tensor is
+    evaluated); listing them in K.function's `updates` as well applies each
+    once. Keras' stateful metrics rely on this.
+
+    Arguments:
+        control_inputs: a list of updates (what K.update returns) and tensors;
+            tensors need no ordering in a pure graph and are ignored.
+
+    Returns:
+        A context manager.
+
+    Example:
+        >>> total = K.variable(0.0)
+        >>> with K.control_dependencies([K.update_add(total, 5.0)]):
+        ...     doubled = total * 2.0      # reads total + 5
+        >>> K.eval(doubled)                # and applies the update
+        np.float32(10.0)
+        >>> K.eval(total)
+        np.float32(5.0)
     """
     controls = list(control_inputs or [])
+    updates = update_closure(controls)
+    reads = {u.variable: _carrier(u, updates) for u in reversed(updates)}  # the first wins
     _active_controls.append(controls)
     try:
-        with substituting(_update_closure(controls)):
+        with substituting(reads):
             yield
     finally:
         _active_controls.pop()
+
+
+def _carrier(update, updates: list):
+    """What ops built inside read for update's variable: a copy of its new value, marked
+    with the block's updates. A copy, so that only values built inside carry them: the
+    new value itself may be a variable or a tensor used elsewhere."""
+    value = update.value
+    carrier = ew.cast(value, dtype=value.type.dtype)
+    mark(carrier, updates)
+    return carrier
 
 
 def active_control_inputs() -> list:
@@ -78,7 +134,15 @@ def active_control_inputs() -> list:
 
 
 def print_tensor(x, message: str = ""):
-    """x, printing `message` followed by its value whenever a compiled function computes it."""
+    """x, printing `message` followed by its value whenever a compiled function computes it.
+
+    Arguments:
+        x: a tensor.
+        message: the text printed before the value.
+
+    Returns:
+        A tensor equal to x; use it in place of x so the print happens.
+    """
     return control.print_tensor(x, message=str(message))
 
 
@@ -87,6 +151,13 @@ def pattern_broadcast(x, broadcastable):
 
     graphk infers broadcasting from shapes, so Theano's pattern needs no mark;
     a known size other than 1 on a marked axis is an error.
+
+    Arguments:
+        x: a tensor.
+        broadcastable: a bool per axis.
+
+    Returns:
+        x itself.
     """
     for axis, (flag, dim) in enumerate(zip(broadcastable, x.type.shape)):
         if flag and isinstance(dim, int) and dim != 1:
@@ -116,11 +187,31 @@ _session = Session()
 
 
 def get_session() -> Session:
+    """The session object TensorFlow-style code evaluates tensors with.
+
+    graphk compiles per K.function and keeps no global session; the object
+    returned has `run(fetches, feed_dict)`.
+
+    Returns:
+        The current Session (or the object given to set_session).
+
+    Example:
+        >>> x = K.placeholder((2,))
+        >>> K.get_session().run(x * 2.0, {x: np.array([1.0, 2.0])})
+        array([2., 4.], dtype=float32)
+    """
     return _session
 
 
 def set_session(session) -> None:
-    """Use `session` for get_session (it must have a `run(fetches, feed_dict)` method)."""
+    """Use `session` for get_session.
+
+    Arguments:
+        session: an object with a `run(fetches, feed_dict)` method.
+
+    Raises:
+        TypeError: session has no run method.
+    """
     global _session
     if not hasattr(session, "run"):
         raise TypeError(f"set_session: {session!r} has no run(fetches, feed_dict) method")

@@ -45,9 +45,13 @@ def _logits(y_pred) -> Value:
 def ctc_label_dense_to_sparse(labels, label_lengths) -> SparseTensor:
     """The first label_lengths[b] labels of each row b, as a sparse tensor.
 
-    labels: (batch, max_label_length); label_lengths: (batch,). The result
-    has int64 indices in row-major order, the labels' dtype, and the labels'
-    dense shape.
+    Arguments:
+        labels: (batch, max_label_length) int labels.
+        label_lengths: (batch,) the number of labels of each row.
+
+    Returns:
+        A sparse tensor with int64 indices in row-major order, the labels'
+        dtype, and the labels' dense shape.
     """
     labels = _as_tensor(labels)
     indices, values, dense_shape = sparse_ops.sparse_from_lengths(labels,
@@ -56,11 +60,17 @@ def ctc_label_dense_to_sparse(labels, label_lengths) -> SparseTensor:
 
 
 def ctc_batch_cost(y_true, y_pred, input_length, label_length) -> Value:
-    """The CTC loss of each batch item, shape (batch, 1).
+    """The CTC loss of each batch item.
 
-    y_true: labels (batch, max_label_length), read up to label_length;
-    y_pred: softmax outputs (batch, time, classes), the blank last, read up
-    to input_length; input_length, label_length: (batch, 1).
+    Arguments:
+        y_true: labels (batch, max_label_length), read up to label_length.
+        y_pred: softmax outputs (batch, time, classes), the blank class last,
+            read up to input_length.
+        input_length: (batch, 1) the number of time steps of each item.
+        label_length: (batch, 1) the number of labels of each item.
+
+    Returns:
+        A (batch, 1) tensor of losses.
     """
     loss = ctc_ops.ctc_loss(_logits(y_pred), _integers(y_true), _lengths(input_length),
                             _lengths(label_length))
@@ -69,14 +79,24 @@ def ctc_batch_cost(y_true, y_pred, input_length, label_length) -> Value:
 
 def ctc_decode(y_pred, input_length, greedy=True, beam_width=100, top_paths=1,
                merge_repeated=False) -> tuple:
-    """Decode softmax outputs: (list of decoded paths, log probabilities).
+    """Decode softmax outputs into label sequences.
 
-    Each path is an int64 tensor (batch, longest decoded length), padded with
-    -1. Greedy (best path) gives one path and, as TensorFlow's greedy decoder,
-    log probabilities (batch, 1) holding minus the sum of the largest logit at
-    each step. Beam search gives `top_paths` paths, most probable first, and
-    their log probabilities (batch, top_paths); `merge_repeated` merges equal
-    neighbours in the returned paths (TensorFlow's beam search option).
+    Arguments:
+        y_pred: softmax outputs (batch, time, classes), the blank class last.
+        input_length: (batch,) the number of time steps of each item.
+        greedy: best-path decoding if True, else beam search.
+        beam_width: the beam width of the search.
+        top_paths: how many paths the beam search returns.
+        merge_repeated: merge equal neighbours in the paths the beam search
+            returns (TensorFlow's option).
+
+    Returns:
+        (list of decoded paths, log probabilities). Each path is an int64
+        tensor (batch, longest decoded length), padded with -1. Greedy gives
+        one path and, as TensorFlow's greedy decoder, log probabilities
+        (batch, 1) holding minus the sum of the largest logit at each step;
+        beam search gives top_paths paths, most probable first, and their log
+        probabilities (batch, top_paths).
     """
     logits = _logits(y_pred)
     input_length = _lengths(input_length)

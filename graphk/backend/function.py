@@ -12,6 +12,7 @@ from ..ir.source import user_location
 from ..passes.pipeline import run_pipeline
 from ..passes.report import CompileReport, DumpDirectory
 from ..threads import blas as _blas
+from .dependencies import carried_updates
 from .session import get_uid
 from .sparse import SparseSignature
 
@@ -56,13 +57,17 @@ class Function:
             self._single_output = sparse.single_output
         self.inputs = _check_inputs(inputs, self.name)
         self.outputs = _check_outputs([outputs] if isinstance(outputs, Value) else outputs)
-        pairs = _collect_updates(updates or [], location)
+        # Updates the outputs carry from K.control_dependencies run too (TF semantics).
+        pairs = _collect_updates([updates or [], carried_updates(self.outputs)], location)
         graph = Graph(self.inputs, self.outputs, pairs, name=self.name)
         # A dump path that is a file fails here, before any work (passes/report.py).
         self._report = CompileReport(self.name, graph, DumpDirectory.from_environment(self.name))
         self.ir = run_pipeline(graph, passes, trace=self._report.trace)
         self._executable = compile_graph(self.ir)
         self._run = self._executable.run
+        scalars = [i for i, v in enumerate(self.outputs) if v.type.ndim == 0]
+        if scalars:  # only functions with rank-0 outputs pay for this
+            self._run = _scalar_results(self._run, scalars)
         if sparse is not None:  # only functions with sparse inputs or outputs pay for this
             self._run = sparse.wrap(self._run)
         self.source = self._executable.source
@@ -93,11 +98,45 @@ class Function:
         return results[0] if self._single_output else results
 
 
+def _scalar_results(run, positions: list):
+    """run, its rank-0 results turned into NumPy scalars (np.float32(0.5), not array(0.5)):
+    what a TensorFlow session returns, so Keras' logs and history hold scalars."""
+    def run_with_scalars(feeds):
+        results = run(feeds)
+        for i in positions:
+            results[i] = results[i][()]
+        return results
+    return run_with_scalars
+
+
 def function(inputs, outputs, updates=None, name=None, **kwargs) -> Function:
     """Compile `outputs` (and `updates`) as a function of the placeholders `inputs`.
 
-    graphk keywords: backend="numpy" (the lowering) and passes (None, "none"
-    or "-name,..." to switch passes off).
+    The graph is checked, run through the pass pipeline and lowered once;
+    each call checks its feeds, computes the outputs, then applies every
+    update from the values before the call (Theano/Keras semantics). Updates
+    that the outputs carry from K.control_dependencies are applied too.
+
+    Arguments:
+        inputs: a list of placeholders (dense or sparse), fed in that order.
+        outputs: a tensor or a list of tensors to compute.
+        updates: a list of updates (K.update, or (variable, new value) pairs).
+        name: an optional name (shown in the IR and in errors).
+        **kwargs: graphk's own keywords: backend (the lowering, one of
+            BACKENDS) and passes (None, "none" or "-name,..." to switch passes
+            off).
+
+    Returns:
+        A Function: call it with a list of arrays; it returns a list of NumPy
+        arrays (NumPy scalars for rank-0 outputs, as TensorFlow's session
+        returns). `fn.ir` is the optimized graph and `fn.source` the generated
+        program.
+
+    Example:
+        >>> x = K.placeholder((None, 2))
+        >>> f = K.function([x], [K.sum(x, axis=1)])
+        >>> f([np.ones((3, 2))])
+        [array([2., 2., 2.], dtype=float32)]
     """
     allowed = {"backend", "passes"}
     unknown = sorted(set(kwargs) - allowed)

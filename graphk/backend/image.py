@@ -47,13 +47,44 @@ def _pool(op_name: str, rank: int, x, pool_size, strides, padding, data_format, 
 
 def pool2d(x, pool_size, strides=(1, 1), padding="valid", data_format=None,
            pool_mode="max") -> Value:
-    """2D max or average pooling of a 4D tensor ('same' padding as TensorFlow pads)."""
+    """2D max or average pooling of a 4D tensor.
+
+    Arguments:
+        x: a 4D tensor in data_format's layout.
+        pool_size: a tuple of 2 ints.
+        strides: a tuple of 2 ints.
+        padding: 'valid' or 'same' (pads as TensorFlow does; an average ignores
+            the padding).
+        data_format: 'channels_last' or 'channels_first'; None means
+            K.image_data_format().
+        pool_mode: 'max' or 'avg'.
+
+    Returns:
+        The pooled tensor.
+
+    Example:
+        >>> K.int_shape(K.pool2d(K.placeholder((None, 8, 8, 3)), (2, 2), strides=(2, 2)))
+        (None, 4, 4, 3)
+    """
     return _pool("pool2d", 2, x, pool_size, strides, padding, data_format, pool_mode)
 
 
 def pool3d(x, pool_size, strides=(1, 1, 1), padding="valid", data_format=None,
            pool_mode="max") -> Value:
-    """3D max or average pooling of a 5D tensor ('same' padding as TensorFlow pads)."""
+    """3D max or average pooling of a 5D tensor.
+
+    Arguments:
+        x: a 5D tensor in data_format's layout.
+        pool_size: a tuple of 3 ints.
+        strides: a tuple of 3 ints.
+        padding: 'valid' or 'same' (pads as TensorFlow does).
+        data_format: 'channels_last' or 'channels_first'; None means
+            K.image_data_format().
+        pool_mode: 'max' or 'avg'.
+
+    Returns:
+        The pooled tensor.
+    """
     return _pool("pool3d", 3, x, pool_size, strides, padding, data_format, pool_mode)
 
 
@@ -66,11 +97,20 @@ def _channel_axis(ndim: int, data_format: str) -> int:
 
 
 def bias_add(x, bias, data_format=None) -> Value:
-    """x plus a bias vector along the channel axis, or a bias of rank ndim(x) - 1.
+    """x plus a bias: a vector along the channel axis, or a bias of rank ndim(x) - 1.
 
     A full-rank bias is given in channels_last order; with 'channels_first'
-    (and x of rank 3 to 5) it is reshaped, not transposed, to channels
-    first, as Keras' TensorFlow backend does.
+    (and x of rank 3 to 5) it is reshaped, not transposed, to channels first,
+    as Keras' TensorFlow backend does.
+
+    Arguments:
+        x: a tensor.
+        bias: a vector of x's channel count, or a tensor of rank ndim(x) - 1.
+        data_format: 'channels_last' or 'channels_first'; None means
+            K.image_data_format().
+
+    Returns:
+        A tensor of x's shape.
     """
     x = _as_tensor(x)
     if not isinstance(bias, Value):  # an array takes x's dtype, as tf.nn.bias_add converts it
@@ -123,19 +163,47 @@ def _spatial_padding(op_name: str, x, pairs, data_format) -> Value:
 
 
 def temporal_padding(x, padding=(1, 1)) -> Value:
-    """Zeros added before and after axis 1 of a 3D tensor."""
+    """Zeros added before and after axis 1 of a 3D tensor.
+
+    Arguments:
+        x: a (batch, steps, features) tensor.
+        padding: a pair of ints: zeros before and after.
+
+    Returns:
+        A (batch, steps + padding[0] + padding[1], features) tensor.
+    """
     return _spatial_padding("temporal_padding", x, _pairs("temporal_padding", [padding], 1),
                             "channels_last")
 
 
 def spatial_2d_padding(x, padding=((1, 1), (1, 1)), data_format=None) -> Value:
-    """Zeros around the rows and columns of a 4D tensor."""
+    """Zeros around the rows and columns of a 4D tensor.
+
+    Arguments:
+        x: a 4D tensor in data_format's layout.
+        padding: ((top, bottom), (left, right)).
+        data_format: 'channels_last' or 'channels_first'; None means
+            K.image_data_format().
+
+    Returns:
+        The padded tensor.
+    """
     pairs = _pairs("spatial_2d_padding", padding, 2)
     return _spatial_padding("spatial_2d_padding", x, pairs, data_format)
 
 
 def spatial_3d_padding(x, padding=((1, 1), (1, 1), (1, 1)), data_format=None) -> Value:
-    """Zeros around the depth, rows and columns of a 5D tensor."""
+    """Zeros around the depth, rows and columns of a 5D tensor.
+
+    Arguments:
+        x: a 5D tensor in data_format's layout.
+        padding: three (before, after) pairs, for depth, rows and columns.
+        data_format: 'channels_last' or 'channels_first'; None means
+            K.image_data_format().
+
+    Returns:
+        The padded tensor.
+    """
     pairs = _pairs("spatial_3d_padding", padding, 3)
     return _spatial_padding("spatial_3d_padding", x, pairs, data_format)
 
@@ -173,8 +241,18 @@ def resize_images(x, height_factor, width_factor, data_format=None,
                   interpolation="nearest") -> Value:
     """Rows and columns of a 4D tensor upsampled by integer factors.
 
-    'nearest' repeats each pixel; 'bilinear' interpolates as TensorFlow 1.x's
-    resize_bilinear with align_corners=False (Keras 2.3.1's call).
+    Arguments:
+        x: a 4D tensor in data_format's layout.
+        height_factor: a positive int.
+        width_factor: a positive int.
+        data_format: 'channels_last' or 'channels_first'; None means
+            K.image_data_format().
+        interpolation: 'nearest' repeats each pixel; 'bilinear' interpolates as
+            TensorFlow 1.x's resize_bilinear with align_corners=False (Keras
+            2.3.1's call).
+
+    Returns:
+        The resized tensor.
     """
     x = _as_tensor(x)
     axes = _spatial_axes("resize_images", x, 2, data_format)
@@ -188,7 +266,19 @@ def resize_images(x, height_factor, width_factor, data_format=None,
 
 
 def resize_volumes(x, depth_factor, height_factor, width_factor, data_format=None) -> Value:
-    """Depth, rows and columns of a 5D tensor upsampled by repeating (nearest neighbour)."""
+    """Depth, rows and columns of a 5D tensor upsampled by repeating (nearest neighbour).
+
+    Arguments:
+        x: a 5D tensor in data_format's layout.
+        depth_factor: a positive int.
+        height_factor: a positive int.
+        width_factor: a positive int.
+        data_format: 'channels_last' or 'channels_first'; None means
+            K.image_data_format().
+
+    Returns:
+        The resized tensor.
+    """
     x = _as_tensor(x)
     axes = _spatial_axes("resize_volumes", x, 3, data_format)
     return _repeat(x, axes, _factors("resize_volumes", depth_factor, height_factor,

@@ -16,8 +16,19 @@ def dot(x, y) -> Value:
 
     (2, 3) . (3, 4) -> (2, 4); (32, 28, 3) . (3, 4) -> (32, 28, 4);
     (2, 3) . (4, 3, 5) -> (2, 4, 5). A vector operand behaves as in np.dot.
-    A sparse matrix operand (K.placeholder(sparse=True)) multiplies without
-    being densified.
+    A sparse matrix operand (K.placeholder(sparse=True), or K.variable of a
+    scipy.sparse matrix) multiplies without being densified.
+
+    Arguments:
+        x: a tensor (or a sparse matrix).
+        y: a tensor (or a sparse matrix).
+
+    Returns:
+        The product tensor.
+
+    Example:
+        >>> K.int_shape(K.dot(K.placeholder((None, 3)), K.variable(np.ones((3, 4)))))
+        (None, 4)
     """
     if isinstance(x, SparseTensor) or isinstance(y, SparseTensor):
         x = x if isinstance(x, SparseTensor) else _as_tensor(x)
@@ -55,6 +66,19 @@ def batch_dot(x, y, axes=None) -> Value:
     rank-1 result becomes (batch_size, 1). E.g. x (32, 20, 1), y (32, 30, 20),
     axes=(1, 2) -> (32, 1, 30). With axes None it is (x.ndim - 1, y.ndim - 2),
     or (1, 1) between two matrices.
+
+    Arguments:
+        x: a tensor of rank >= 2.
+        y: a tensor of rank >= 2 with x's batch size.
+        axes: an int (the same axis of both) or a pair of ints; None as above.
+
+    Returns:
+        A tensor of rank ndim(x) + ndim(y) - 3 (at least 2).
+
+    Example:
+        >>> x, y = K.placeholder((32, 20, 1)), K.placeholder((32, 30, 20))
+        >>> K.int_shape(K.batch_dot(x, y, axes=(1, 2)))
+        (32, 1, 30)
     """
     x, y = _as_tensor(x), _as_tensor(y)
     if x.type.ndim < 2 or y.type.ndim < 2:
@@ -65,7 +89,14 @@ def batch_dot(x, y, axes=None) -> Value:
 
 
 def transpose(x) -> Value:
-    """All axes reversed (a matrix's transpose)."""
+    """x with all its axes reversed (a matrix's transpose).
+
+    Arguments:
+        x: a tensor.
+
+    Returns:
+        The transposed tensor.
+    """
     return shape_ops.transpose(_as_tensor(x))
 
 

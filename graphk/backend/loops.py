@@ -82,13 +82,30 @@ def _zeros_for(output: Value, states: list) -> Value:
 
 def rnn(step_function, inputs, initial_states, go_backwards=False, mask=None, constants=None,
         unroll=False, input_length=None):
-    """Iterate `step_function(inputs_t, states + constants) -> (output_t, new_states)` over time.
+    """Iterate a step function over the time axis (one symbolic loop node).
 
-    `inputs` is (samples, time, ...) (or a list of such tensors, passed to
-    the step as a list). Returns (last_output, outputs (samples, time, ...),
-    new_states). Where `mask` (samples, time) is 0 the previous output and
-    states are kept. With `go_backwards` the steps run from the end and the
-    outputs are in that (reversed) order, as in Keras.
+    Arguments:
+        step_function: fn(inputs_t, states + constants) -> (output_t, new_states).
+        inputs: (samples, time, ...), or a list of such tensors (passed to the
+            step as a list).
+        initial_states: a list of tensors, the states at the first step.
+        go_backwards: run the steps from the end; the outputs are then in that
+            (reversed) order, as in Keras.
+        mask: an optional (samples, time) tensor; where it is 0 the previous
+            output and states are kept.
+        constants: tensors passed to every step after the states.
+        unroll: build one copy of the step per time step (needs a known length).
+        input_length: the number of steps, for unroll.
+
+    Returns:
+        (last_output, outputs (samples, time, ...), new_states).
+
+    Example:
+        >>> x = K.placeholder((None, 5, 3))
+        >>> step = lambda x_t, states: (x_t + states[0], [x_t + states[0]])
+        >>> last, outputs, states = K.rnn(step, x, [K.zeros_like(x[:, 0])])
+        >>> K.int_shape(outputs)
+        (None, 5, 3)
     """
     sequences, single = _flat(inputs, "rnn", "inputs")
     for x in sequences:
@@ -191,8 +208,19 @@ def _element(slices: list, single: bool):
 def map_fn(fn, elems, name=None, dtype=None):
     """fn applied to each element of elems along axis 0, stacked: (n, ...) -> (n, ...).
 
-    `elems` may be a tuple of tensors, which fn receives as a tuple. With
-    `dtype`, fn's result is cast to it.
+    Arguments:
+        fn: a callable taking one element (a tensor, or a tuple of tensors when
+            elems is a tuple) and returning a tensor.
+        elems: a tensor, or a tuple of tensors of the same length.
+        name: ignored (accepted for Keras).
+        dtype: if given, fn's result is cast to it.
+
+    Returns:
+        The stacked results.
+
+    Example:
+        >>> K.eval(K.map_fn(lambda row: K.sum(row), K.constant([[1, 2], [3, 4]])))
+        array([3., 7.], dtype=float32)
     """
     sequences, single = _flat(elems, "map_fn", "elems")
 
@@ -227,7 +255,19 @@ def _fold(name: str, fn, elems, initializer, reverse: bool):
 def foldl(fn, elems, initializer=None, name=None):
     """Reduce elems along axis 0 from the left: fn(...fn(fn(init, e0), e1)..., en-1).
 
-    Without an initializer the fold starts from elems[0] over elems[1:].
+    Arguments:
+        fn: a callable (accumulator, element) -> new accumulator.
+        elems: a tensor (or a tuple of tensors, with an initializer).
+        initializer: the first accumulator; without one the fold starts from
+            elems[0] over elems[1:].
+        name: ignored (accepted for Keras).
+
+    Returns:
+        The last accumulator.
+
+    Example:
+        >>> K.eval(K.foldl(lambda acc, e: acc + e, K.constant([1, 2, 3])))
+        np.float32(6.0)
     """
     return _fold("foldl", fn, elems, initializer, reverse=False)
 
@@ -235,7 +275,15 @@ def foldl(fn, elems, initializer=None, name=None):
 def foldr(fn, elems, initializer=None, name=None):
     """Reduce elems along axis 0 from the right: fn(...fn(fn(init, en-1), en-2)..., e0).
 
-    Without an initializer the fold starts from elems[-1] over elems[:-1].
+    Arguments:
+        fn: a callable (accumulator, element) -> new accumulator.
+        elems: a tensor (or a tuple of tensors, with an initializer).
+        initializer: the first accumulator; without one the fold starts from
+            elems[-1] over elems[:-1].
+        name: ignored (accepted for Keras).
+
+    Returns:
+        The last accumulator.
     """
     return _fold("foldr", fn, elems, initializer, reverse=True)
 

@@ -58,7 +58,20 @@ def _check_broadcast(x: Value, **params) -> None:
 
 
 def batch_normalization(x, mean, var, beta, gamma, axis=-1, epsilon=1e-3) -> Value:
-    """(x - mean) / sqrt(var + epsilon) * gamma + beta; beta and gamma may be None."""
+    """(x - mean) / sqrt(var + epsilon) * gamma + beta.
+
+    Arguments:
+        x: a tensor.
+        mean: the mean, broadcast against x (a vector applies along `axis`).
+        var: the variance, like mean.
+        beta: the offset, like mean, or None.
+        gamma: the scale, like mean, or None.
+        axis: the channel axis a vector parameter applies along.
+        epsilon: added to var before the square root.
+
+    Returns:
+        A tensor of x's shape.
+    """
     x = _as_tensor(x)
     try:
         axis = normalize_axis(int(axis), x.type.ndim)
@@ -92,11 +105,18 @@ def _channel_param(param: Value | None, x: Value, axes: tuple, name: str) -> Val
 
 
 def normalize_batch_in_training(x, gamma, beta, reduction_axes, epsilon=1e-3) -> tuple:
-    """(normalized x, mean, var): the batch's moments over `reduction_axes`, and x
-    normalized with them, scaled by gamma and shifted by beta (either may be None).
+    """x normalized with the batch's own moments, and those moments.
 
-    mean and var have x's shape without the reduced axes; gamma and beta are
-    reshaped to that shape.
+    Arguments:
+        x: a tensor.
+        gamma: the scale (x's shape without the reduced axes), or None.
+        beta: the offset, like gamma, or None.
+        reduction_axes: the axes the moments are taken over (an int or a list).
+        epsilon: added to the variance before the square root.
+
+    Returns:
+        (normalized x, mean, var); mean and var have x's shape without the
+        reduced axes, and gamma and beta are reshaped to that shape.
     """
     x = _as_tensor(x)
     try:
@@ -111,10 +131,23 @@ def normalize_batch_in_training(x, gamma, beta, reduction_axes, epsilon=1e-3) ->
 
 
 def in_top_k(predictions, targets, k) -> Value:
-    """A bool (batch,) tensor: whether targets[i] is among the k highest predictions[i].
+    """Whether each target is among the k highest predictions of its row.
 
     Ties count as TensorFlow counts them: a target whose score ties the k-th
     highest is in the top k.
+
+    Arguments:
+        predictions: a (batch, classes) float tensor.
+        targets: a (batch,) int tensor of class indices.
+        k: a Python int.
+
+    Returns:
+        A (batch,) bool tensor.
+
+    Example:
+        >>> targets = K.constant([1, 1], dtype="int32")
+        >>> K.eval(K.in_top_k(K.constant([[0.1, 0.9], [0.8, 0.2]]), targets, 1))
+        array([ True, False])
     """
     predictions, targets = _as_tensor(predictions), _as_tensor(targets)
     return ops.in_top_k(predictions, targets, static_int(k, "k", "in_top_k"))

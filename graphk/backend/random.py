@@ -38,7 +38,19 @@ def _affine(samples: Value, scale, offset) -> Value:
 
 
 def random_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None) -> Value:
-    """Normal samples of the given mean and standard deviation."""
+    """A tensor of normal samples, drawn anew at each call of a compiled function.
+
+    Arguments:
+        shape: a tuple of ints and int scalar tensors, or an int vector tensor.
+        mean: the mean (a number or tensor).
+        stddev: the standard deviation (a number or tensor).
+        dtype: the dtype; floatx when None.
+        seed: an int seed; each compiled function draws its own stream (a random one
+            when None).
+
+    Returns:
+        A tensor of that shape.
+    """
     dtype = _dtype(dtype)
     if _any_tensor(mean, stddev):
         return _affine(ops.random_normal(shape, dtype=dtype, seed=seed), stddev, mean)
@@ -46,7 +58,19 @@ def random_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None) -> Value:
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None) -> Value:
-    """Normal samples; those more than two stddev from the mean are drawn again."""
+    """Normal samples; those more than two stddev from the mean are drawn again.
+
+    Arguments:
+        shape: a tuple of ints and int scalar tensors, or an int vector tensor.
+        mean: the mean.
+        stddev: the standard deviation before truncation.
+        dtype: the dtype; floatx when None.
+        seed: an int seed; each compiled function draws its own stream (a random one
+            when None).
+
+    Returns:
+        A tensor of that shape.
+    """
     dtype = _dtype(dtype)
     if _any_tensor(mean, stddev):
         return _affine(ops.truncated_normal(shape, dtype=dtype, seed=seed), stddev, mean)
@@ -54,7 +78,23 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None) -> Valu
 
 
 def random_uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None) -> Value:
-    """Uniform samples in [minval, maxval) (ints in that range for an int dtype)."""
+    """Uniform samples in [minval, maxval) (ints in that range for an int dtype).
+
+    Arguments:
+        shape: a tuple of ints and int scalar tensors, or an int vector tensor.
+        minval: the lower bound.
+        maxval: the upper bound (excluded).
+        dtype: the dtype; floatx when None.
+        seed: an int seed; each compiled function draws its own stream (a random one
+            when None).
+
+    Returns:
+        A tensor of that shape.
+
+    Example:
+        >>> K.int_shape(K.random_uniform((2, 3), seed=1))
+        (2, 3)
+    """
     dtype = _dtype(dtype)
     if _any_tensor(minval, maxval):
         if not is_floating(dtype):
@@ -68,7 +108,18 @@ def random_uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None) -> Valu
 
 
 def random_binomial(shape, p=0.0, dtype=None, seed=None) -> Value:
-    """1 with probability p, else 0, in `dtype` (floatx by default)."""
+    """1 with probability p, else 0.
+
+    Arguments:
+        shape: a tuple of ints and int scalar tensors, or an int vector tensor.
+        p: the probability of a 1.
+        dtype: the dtype; floatx when None.
+        seed: an int seed; each compiled function draws its own stream (a random one
+            when None).
+
+    Returns:
+        A tensor of that shape.
+    """
     dtype = _dtype(dtype)
     if isinstance(p, Value):
         samples = ops.random_uniform(shape, dtype=p.type.dtype, seed=seed)
@@ -87,10 +138,18 @@ def _check_level(level) -> float:
 def dropout(x, level, noise_shape=None, seed=None) -> Value:
     """x with entries zeroed with probability `level` and the rest scaled by 1 / (1 - level).
 
-    As tf.nn.dropout: an entry is kept where a uniform sample is >= level;
-    `noise_shape` gives the shape of the keep mask, which broadcasts to x
-    (None entries mean x's size on that axis). The result is x times the
-    mask, so its gradient is the mask.
+    As tf.nn.dropout: an entry is kept where a uniform sample is >= level.
+    The result is x times the mask, so its gradient is the mask.
+
+    Arguments:
+        x: a tensor.
+        level: the fraction dropped, in [0, 1).
+        noise_shape: the shape of the keep mask, which broadcasts to x (None
+            entries mean x's size on that axis); x's shape when None.
+        seed: an int seed.
+
+    Returns:
+        A tensor of x's shape.
     """
     x = _as_tensor(x)
     if not is_floating(x.type.dtype):

@@ -24,44 +24,146 @@ def _bool_to_floatx(x: Value) -> Value:
 
 
 def sum(x, axis=None, keepdims: bool = False) -> Value:
-    """Sum over `axis`; the dtype is kept (int32 in, int32 out)."""
+    """Sum over `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A tensor of x's dtype (int32 in, int32 out).
+
+    Example:
+        >>> K.eval(K.sum(K.constant([[1, 2], [3, 4]]), axis=0))
+        array([4., 6.], dtype=float32)
+    """
     return ops.reduce_sum(_as_tensor(x), axis, keepdims)
 
 
 def prod(x, axis=None, keepdims: bool = False) -> Value:
+    """Product over `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A tensor of x's dtype.
+    """
     return ops.reduce_prod(_as_tensor(x), axis, keepdims)
 
 
 def mean(x, axis=None, keepdims: bool = False) -> Value:
-    """Mean over `axis`; bools become floatx first, ints give an int (truncated)."""
+    """Mean over `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A tensor of x's dtype: bools become floatx first, and the mean of ints is an int,
+        truncated toward zero (as Keras' TensorFlow backend).
+    """
     return ops.reduce_mean(_bool_to_floatx(_as_tensor(x)), axis, keepdims)
 
 
 def var(x, axis=None, keepdims: bool = False) -> Value:
-    """Population variance (divides by the count, not count - 1)."""
+    """Population variance over `axis` (divided by the count, not count - 1).
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A tensor of x's dtype (bools become floatx first).
+    """
     return ops.reduce_var(_bool_to_floatx(_as_tensor(x)), axis, keepdims)
 
 
 def std(x, axis=None, keepdims: bool = False) -> Value:
-    """sqrt(var(x)); an int tensor is an error, as tf.sqrt of an int is."""
+    """Population standard deviation over `axis`: sqrt(var(x)).
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A tensor of x's dtype; an int tensor is an error, as tf.sqrt of an int is.
+    """
     return ops.reduce_std(_bool_to_floatx(_as_tensor(x)), axis, keepdims)
 
 
 def max(x, axis=None, keepdims: bool = False) -> Value:
+    """Maximum over `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A tensor of x's dtype.
+    """
     return ops.reduce_max(_as_tensor(x), axis, keepdims)
 
 
 def min(x, axis=None, keepdims: bool = False) -> Value:
+    """Minimum over `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A tensor of x's dtype.
+    """
     return ops.reduce_min(_as_tensor(x), axis, keepdims)
 
 
 def any(x, axis=None, keepdims: bool = False) -> Value:
-    """Logical or of x != 0 over `axis`: a bool tensor."""
+    """Logical or of x != 0 over `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A bool tensor.
+
+    Example:
+        >>> K.eval(K.any(K.constant([[0, 1], [0, 0]]), axis=1))
+        array([ True, False])
+    """
     return ops.reduce_any(_as_tensor(x), axis, keepdims)
 
 
 def all(x, axis=None, keepdims: bool = False) -> Value:
-    """Logical and of x != 0 over `axis`: a bool tensor."""
+    """Logical and of x != 0 over `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A bool tensor.
+    """
     return ops.reduce_all(_as_tensor(x), axis, keepdims)
 
 
@@ -71,27 +173,81 @@ def _single_axis(axis):
 
 
 def argmax(x, axis: int = -1) -> Value:
-    """Index (int64) of the first maximum along `axis`."""
+    """Index of the first maximum along `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: the axis to search (None means 0, as tf.argmax).
+
+    Returns:
+        An int64 tensor with `axis` removed.
+
+    Example:
+        >>> K.eval(K.argmax(K.constant([[1, 3, 2]])))
+        array([1])
+    """
     return ops.argmax(_as_tensor(x), _single_axis(axis))
 
 
 def argmin(x, axis: int = -1) -> Value:
-    """Index (int64) of the first minimum along `axis`."""
+    """Index of the first minimum along `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: the axis to search (None means 0, as tf.argmin).
+
+    Returns:
+        An int64 tensor with `axis` removed.
+    """
     return ops.argmin(_as_tensor(x), _single_axis(axis))
 
 
 def logsumexp(x, axis=None, keepdims: bool = False) -> Value:
-    """log(sum(exp(x))) over `axis`, stable for large inputs (the max is subtracted)."""
+    """log(sum(exp(x))) over `axis`, stable for large inputs (the max is subtracted).
+
+    Arguments:
+        x: a tensor.
+        axis: an int, a list of ints (negative ones count from the end),
+            or None for every axis.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        A tensor of x's dtype.
+
+    Example:
+        >>> K.eval(K.logsumexp(K.constant([1000.0, 1000.0])))
+        np.float32(1000.6932)
+    """
     return ops.reduce_logsumexp(_as_tensor(x), axis, keepdims)
 
 
 def cumsum(x, axis: int = 0) -> Value:
-    """Running sum along `axis`."""
+    """Running sum along `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: the axis to accumulate along.
+
+    Returns:
+        A tensor of x's shape and dtype.
+
+    Example:
+        >>> K.eval(K.cumsum(K.constant([1, 2, 3])))
+        array([1., 3., 6.], dtype=float32)
+    """
     return ops.cumsum(_as_tensor(x), axis)
 
 
 def cumprod(x, axis: int = 0) -> Value:
-    """Running product along `axis`; its gradient needs x free of zeros."""
+    """Running product along `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: the axis to accumulate along.
+
+    Returns:
+        A tensor of x's shape and dtype; its gradient needs x free of zeros.
+    """
     return ops.cumprod(_as_tensor(x), axis)
 
 

@@ -14,17 +14,33 @@ _learning_phase_value: int | None = None
 
 
 def get_uid(prefix: str = "") -> int:
-    """1, 2, 3, ... per prefix: Keras names layers with it (dense_1, dense_2)."""
+    """1, 2, 3, ... per prefix: Keras names layers with it (dense_1, dense_2).
+
+    Arguments:
+        prefix: the counter's name.
+
+    Returns:
+        An int, one more than the last for that prefix.
+
+    Example:
+        >>> K.get_uid("dense"), K.get_uid("dense")
+        (1, 2)
+    """
     _uids[prefix] += 1
     return _uids[prefix]
 
 
 def reset_uids() -> None:
+    """Restart every K.get_uid counter at 1."""
     _uids.clear()
 
 
 def clear_session() -> None:
-    """Forget uids and the learning phase; existing tensors stay valid but unnamed anew."""
+    """Forget uids, name scopes and the learning phase.
+
+    Tensors and compiled functions made before stay valid; names made after
+    start again from 1.
+    """
     global _learning_phase_placeholder, _learning_phase_value
     reset_uids()
     _name_scopes.clear()
@@ -34,7 +50,20 @@ def clear_session() -> None:
 
 @contextlib.contextmanager
 def name_scope(name: str):
-    """Prefix the names of variables created inside with `name/`."""
+    """A context in which variables get names prefixed with `name/`.
+
+    Arguments:
+        name: the scope's name.
+
+    Returns:
+        A context manager, yielding the full scope path.
+
+    Example:
+        >>> with K.name_scope("block"):
+        ...     v = K.variable(0.0, name="w")
+        >>> v.name
+        'block/w'
+    """
     _name_scopes.append(str(name))
     try:
         yield "/".join(_name_scopes)
@@ -49,7 +78,13 @@ def scoped_name(name: str | None) -> str | None:
 
 
 def learning_phase():
-    """0/1 if set with set_learning_phase, else a scalar placeholder that defaults to 0 (test)."""
+    """The learning phase: 0 (test) or 1 (train).
+
+    Returns:
+        The value given to set_learning_phase, or else a uint8 scalar
+        placeholder that defaults to 0 (test): feed it to a K.function to
+        choose the phase per call.
+    """
     global _learning_phase_placeholder
     if _learning_phase_value is not None:
         return _learning_phase_value
@@ -62,6 +97,14 @@ def learning_phase():
 
 
 def set_learning_phase(value: int) -> None:
+    """Fix the learning phase for everything built from now on.
+
+    Arguments:
+        value: 0 (test) or 1 (train).
+
+    Raises:
+        ValueError: value is neither 0 nor 1.
+    """
     global _learning_phase_value
     if value not in {0, 1}:
         raise ValueError(f"Expected learning phase to be 0 or 1, got {value!r}")
@@ -69,16 +112,34 @@ def set_learning_phase(value: int) -> None:
 
 
 def manual_variable_initialization(value: bool) -> None:
-    """Accepted for Keras, and ignored: graphk variables always hold their value from creation."""
+    """Accepted for Keras, and ignored: graphk variables hold their value from creation.
+
+    Arguments:
+        value: a bool (ignored).
+    """
 
 
 def symbolic(func):
-    """Keras 2.3.1 marks graph-only functions with this; graphk is always symbolic."""
+    """Keras 2.3.1 marks graph-only functions with this; graphk is always symbolic.
+
+    Arguments:
+        func: a function.
+
+    Returns:
+        func unchanged.
+    """
     return func
 
 
 def eager(func):
-    """Keras 2.3.1 marks eager-only functions with this; graphk runs them as they are."""
+    """Keras 2.3.1 marks eager-only functions with this; graphk runs them as they are.
+
+    Arguments:
+        func: a function.
+
+    Returns:
+        func unchanged.
+    """
     return func
 
 

@@ -1,4 +1,4 @@
-"""Shapes with Keras semantics: K.shape, K.reshape, K.concatenate, K.tile, K.slice, ...
+"""Shapes with Keras semantics: K.shape, K.reshape, K.flatten, K.permute_dimensions, ...
 
 The ops live in `ir/ops/shape.py`; this module turns Keras' arguments into
 them. The one clever part is `reshape`: Keras passes targets such as
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.dtypes import as_dtype, is_integer
+from ..ir.dtypes import is_integer
 from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
 from ..ir.ops import indexing
@@ -18,20 +18,38 @@ from ..ir.ops import shape as ops
 from ..ir.ops.leaf import constant
 from ..passes.fold import static_value  # constant_value, seeing through small constant subgraphs
 from ..ir.shapes import SymDim, same_dim
-from .arguments import argument_error, static_int, to_int32
-from .sparse import SparseTensor, sparse_concatenate, to_dense
+from .arguments import argument_error, to_int32
 from .tensors import _as_tensor
-
-py_slice = slice  # `slice` is a Keras function below
 
 
 def shape(x) -> Value:
-    """The runtime shape of x as an int32 vector."""
+    """The run-time shape of x.
+
+    Arguments:
+        x: a tensor.
+
+    Returns:
+        An int32 vector tensor; its entries (K.shape(x)[0]) may be used as
+        reshape targets, which graphk resolves to x's own (symbolic) dims.
+
+    Example:
+        >>> x = K.placeholder((None, 3))
+        >>> K.function([x], [K.shape(x)])([np.ones((5, 3))])[0]
+        array([5, 3], dtype=int32)
+    """
     return ops.shape_of(_as_tensor(x))
 
 
 def size(x, name=None) -> Value:
-    """The runtime number of elements of x as an int32 scalar."""
+    """The run-time number of elements of x.
+
+    Arguments:
+        x: a tensor.
+        name: ignored (accepted for Keras).
+
+    Returns:
+        An int32 scalar tensor.
+    """
     return ops.size_of(_as_tensor(x))
 
 
@@ -109,12 +127,25 @@ def _scalar(x: Value, entry) -> Value:
 
 
 def reshape(x, shape) -> Value:
-    """x with a new shape; entries may be ints, -1, or int scalar tensors such as K.shape(y)[0].
+    """x with a new shape.
 
-    A tensor entry that is `K.shape(y)[i]` becomes y's dim i when it is
+    A target entry that is `K.shape(y)[i]` becomes y's dim i when it is
     known, the matching dim of x when they are the same symbol, or -1 when
     it is the only unknown; any other tensor entry makes the reshape read
-    its target at runtime.
+    its target at run time.
+
+    Arguments:
+        x: a tensor.
+        shape: a tuple or list of ints (one may be -1) and int scalar tensors,
+            or an int vector tensor.
+
+    Returns:
+        A tensor with x's elements in the new shape.
+
+    Example:
+        >>> x = K.placeholder((None, 6))
+        >>> K.int_shape(K.reshape(x, (K.shape(x)[0], 2, 3)))
+        (None, 2, 3)
     """
     x = _as_tensor(x)
     entries = _target_entries(shape)
@@ -145,12 +176,30 @@ def copied_dim(x: Value, axis: int):
 
 
 def flatten(x) -> Value:
-    """x as a vector."""
+    """x as a vector.
+
+    Arguments:
+        x: a tensor.
+
+    Returns:
+        A rank-1 tensor of all of x's elements.
+    """
     return ops.reshape(_as_tensor(x), (-1,))
 
 
 def batch_flatten(x) -> Value:
-    """x as a matrix (batch, everything else); the batch dim keeps its symbol."""
+    """x as a matrix: (batch, everything else).
+
+    Arguments:
+        x: a tensor of rank >= 1.
+
+    Returns:
+        A rank-2 tensor; the batch dim keeps its (symbolic) size.
+
+    Example:
+        >>> K.int_shape(K.batch_flatten(K.placeholder((None, 2, 3))))
+        (None, 6)
+    """
     x = _as_tensor(x)
     if x.type.ndim == 0:
         raise argument_error("batch_flatten", "cannot batch_flatten a scalar")
@@ -160,7 +209,20 @@ def batch_flatten(x) -> Value:
 # --- axes -----------------------------------------------------------------------------
 
 def permute_dimensions(x, pattern) -> Value:
-    """Axes permuted: output axis i is input axis pattern[i] (negative entries count back)."""
+    """x with its axes permuted.
+
+    Arguments:
+        x: a tensor.
+        pattern: a tuple of axes: output axis i is input axis pattern[i]
+            (negative entries count from the end).
+
+    Returns:
+        The transposed tensor.
+
+    Example:
+        >>> K.int_shape(K.permute_dimensions(K.placeholder((2, 3, 4)), (0, 2, 1)))
+        (2, 4, 3)
+    """
     x = _as_tensor(x)
     ndim = x.type.ndim
     perm = tuple(int(p) + ndim if int(p) < 0 else int(p) for p in pattern)
@@ -168,214 +230,42 @@ def permute_dimensions(x, pattern) -> Value:
 
 
 def expand_dims(x, axis=-1) -> Value:
-    """A new size-1 axis at `axis` (-1 appends it)."""
+    """x with a new axis of size 1.
+
+    Arguments:
+        x: a tensor.
+        axis: where the new axis goes (-1 appends it).
+
+    Returns:
+        A tensor of rank ndim(x) + 1.
+    """
     return ops.expand_dims(_as_tensor(x), axis)
 
 
 def squeeze(x, axis) -> Value:
-    """The size-1 axis `axis` removed."""
+    """x without its size-1 axis `axis`.
+
+    Arguments:
+        x: a tensor.
+        axis: the axis to remove; its size must be 1.
+
+    Returns:
+        A tensor of rank ndim(x) - 1.
+    """
     return ops.squeeze(_as_tensor(x), axis)
 
 
 def reverse(x, axes) -> Value:
-    """x reversed along `axes` (an int or a list)."""
+    """x reversed along some axes.
+
+    Arguments:
+        x: a tensor.
+        axes: an int or a list of ints.
+
+    Returns:
+        A tensor of x's shape.
+    """
     return ops.reverse(_as_tensor(x), axes)
-
-
-# --- joining and repeating --------------------------------------------------------------
-
-def _as_tensors(values) -> list:
-    """Tensors for a join: non-tensors take the dtype of the first tensor, as TF converts them."""
-    values = list(values)
-    like = next((v for v in values if isinstance(v, Value)), None)
-    if like is None:
-        return [_as_tensor(v) for v in values]
-    return [v if isinstance(v, Value) else constant(np.asarray(v, dtype=like.type.dtype))
-            for v in values]
-
-
-def concatenate(tensors, axis=-1):
-    """Tensors joined along an existing axis (negative axes count back).
-
-    As Keras' TensorFlow backend: sparse tensors join into a sparse tensor; a mix
-    of sparse and dense tensors is joined densely.
-    """
-    tensors = list(tensors)
-    if tensors and all(isinstance(t, SparseTensor) for t in tensors):
-        return sparse_concatenate(tensors, axis)
-    tensors = [to_dense(t) if isinstance(t, SparseTensor) else t for t in tensors]
-    return ops.concatenate(_as_tensors(tensors), axis)
-
-
-def stack(x, axis=0) -> Value:
-    """Tensors of one shape joined along a new axis."""
-    return ops.stack(_as_tensors(x), axis)
-
-
-def _tile_at_run_time(x: Value, n) -> Value:
-    """tile with counts known only when the function runs (an int vector or int scalars)."""
-    if isinstance(n, list):
-        n = ops.stack([ew.cast(r, dtype="int64") for r in n], axis=0)
-    if n.type.ndim == 0:
-        n = ops.expand_dims(n, 0)
-    count = n.type.shape[0]
-    if isinstance(count, int) and count < x.type.ndim:  # pad with leading 1s, as Keras does
-        ones = constant(np.ones(x.type.ndim - count, dtype=n.type.dtype))
-        n = ops.concatenate([ones, n], axis=0)
-    return ops.tile_dynamic(x, n)
-
-
-def _static_counts(n):
-    """n's counts as Python values if they are known now (constant tensors included), else
-    None: TensorFlow's shape inference reads constant values, so tile's shape is static."""
-    if isinstance(n, Value):
-        fixed = static_value(n)
-        return None if fixed is None else fixed.tolist()
-    if np.ndim(n) == 0 or not any(isinstance(r, Value) for r in n):
-        return n
-    fixed = [static_value(r) if isinstance(r, Value) else r for r in n]
-    return None if any(f is None for f in fixed) else fixed
-
-
-def _known_int(count):
-    """A count as an int if it is known now, else None."""
-    fixed = static_value(count) if isinstance(count, Value) else count
-    return None if fixed is None else int(fixed)
-
-
-def tile(x, n) -> Value:
-    """x repeated n[i] times along axis i; a shorter n is padded with leading 1s.
-
-    Arguments:
-        x: a tensor.
-        n: an int, a list of ints, or int tensors; counts computed from
-            constants alone are read now, so the result's shape is static.
-
-    Returns:
-        The tiled tensor.
-
-    Example:
-        >>> x = K.placeholder((None, 4))
-        >>> K.int_shape(K.tile(x, K.constant([1, 3], dtype="int32")))
-        (None, 12)
-    """
-    x = _as_tensor(x)
-    counts = _static_counts(n)
-    if counts is None and isinstance(n, Value):
-        return _tile_at_run_time(x, n)
-    if counts is None:  # some counts known now: they still fix those axes' sizes
-        known = [_known_int(r) for r in n]
-        known = [1] * (x.type.ndim - len(known)) + known
-        sizes = [d * c if isinstance(d, int) and isinstance(c, int) else None
-                 for d, c in zip(x.type.shape, known)]
-        return _with_known_sizes(_tile_at_run_time(x, _as_tensors(n)), sizes)
-    n = counts
-    reps = [n] if np.ndim(n) == 0 else list(n)
-    reps = [static_int(r, "a count in `n`", "tile", truncate=True) for r in reps]
-    if len(reps) < x.type.ndim:
-        reps = [1] * (x.type.ndim - len(reps)) + reps
-    elif len(reps) != x.type.ndim:
-        raise argument_error("tile", f"`n` has {len(reps)} counts for a tensor of rank "
-                                     f"{x.type.ndim}")
-    return ops.tile(x, reps)
-
-
-def repeat_elements(x, rep, axis) -> Value:
-    """Each element repeated `rep` times along `axis`, like np.repeat.
-
-    Arguments:
-        x: a tensor.
-        rep: how many times (a Python int, or a constant scalar tensor).
-        axis: the axis to repeat along.
-
-    Returns:
-        A tensor whose `axis` is `rep` times longer (unknown if it was), with
-        `_keras_shape` set as Keras' TensorFlow backend sets it.
-
-    Example:
-        >>> K.eval(K.repeat_elements(K.constant([[1, 2]]), 2, axis=1))
-        array([[1., 1., 2., 2.]], dtype=float32)
-    """
-    x = _as_tensor(x)
-    result = ops.repeat_elements(x, static_int(rep, "rep", "repeat_elements", truncate=True),
-                                 axis)
-    result._keras_shape = result.type.int_shape
-    return result
-
-
-def repeat(x, n) -> Value:
-    """A (batch, dim) matrix repeated n times along a new axis 1: (batch, n, dim)."""
-    x = _as_tensor(x)
-    if x.type.ndim != 2:
-        raise argument_error("repeat", f"repeat needs a 2D tensor, got {x.type}")
-    return ops.tile(ops.expand_dims(x, 1), (1, static_int(n, "n", "repeat", truncate=True), 1))
-
-
-# --- selecting --------------------------------------------------------------------------
-
-def _vector(value, op_name: str) -> list:
-    """A start/size argument as a list of ints and int scalar tensors."""
-    if isinstance(value, Value):
-        fixed = static_value(value)
-        if fixed is not None:
-            return [int(v) for v in np.ravel(fixed)]
-        length = value.type.shape[0] if value.type.ndim == 1 else None
-        if not isinstance(length, int):
-            raise argument_error(op_name, f"start and size must be int vectors of known length, "
-                                          f"got {value.type}")
-        return [indexing.getitem(value, i) for i in range(length)]
-    result = []
-    for item in value:
-        fixed = static_value(item) if isinstance(item, Value) else None
-        result.append(int(fixed) if fixed is not None else
-                      item if isinstance(item, Value) else int(item))
-    return result
-
-
-def _slice_bounds(x: Value, axis: int, start, size) -> py_slice:
-    """tf.slice's start/size on one axis as a Python slice (size -1: to the end)."""
-    dim = x.type.shape[axis]
-    if isinstance(start, int) and isinstance(size, int):
-        end = dim if size == -1 else start + size
-        if start < 0 or size < -1 or (isinstance(dim, int) and not start <= end <= dim):
-            raise argument_error("slice", f"start {start} and size {size} do not fit axis "
-                                          f"{axis} of shape {x.shape}")
-        return py_slice(start, None if size == -1 else start + size)
-    if isinstance(size, int):
-        return py_slice(start, None if size == -1 else ew.add(to_int32(start), size))
-    start = to_int32(start) if isinstance(start, Value) else start
-    to_end = indexing.getitem(ops.shape_of(x), axis)
-    stop = ew.switch(ew.equal(size, -1), to_end, ew.add(start, to_int32(size)))
-    return py_slice(start, stop)
-
-
-def slice(x, start, size) -> Value:
-    """tf.slice: the block of `size` elements from `start` on each axis.
-
-    Arguments:
-        x: a tensor.
-        start: the first index on each axis (ints, or int scalar tensors).
-        size: how many elements on each axis; -1 takes the rest of the axis.
-
-    Returns:
-        The block. Where a size is a known int (not -1), the result has that
-        size in its static shape (K.int_shape) even when x's axis is unknown,
-        as TensorFlow's shape inference gives it; a block reaching past the
-        end of such an axis is an error when the function runs.
-
-    Example:
-        >>> x = K.placeholder((None, 5))
-        >>> K.int_shape(K.slice(x, [0, 1], [2, 3]))
-        (2, 3)
-    """
-    x = _as_tensor(x)
-    starts, sizes = _vector(start, "slice"), _vector(size, "slice")
-    if not x.type.ndim == len(starts) == len(sizes):
-        raise argument_error("slice", "The dimension and the size of indices should match. "
-                                      f"(rank {x.type.ndim}, {len(starts)} starts, "
-                                      f"{len(sizes)} sizes)", ValueError)
-    key = tuple(_slice_bounds(x, axis, s, n) for axis, (s, n) in enumerate(zip(starts, sizes)))
-    return _with_known_sizes(indexing.getitem(x, key), sizes)
 
 
 def _with_known_sizes(block: Value, sizes: list) -> Value:
@@ -393,70 +283,14 @@ def _with_known_sizes(block: Value, sizes: list) -> Value:
     return ops.reshape(block, pinned)
 
 
-def gather(reference, indices) -> Value:
-    """Rows of `reference` picked by an int tensor (or list) of indices."""
-    reference = _as_tensor(reference)
-    if not isinstance(indices, Value):
-        indices = np.asarray(indices)
-        if indices.dtype.kind not in "iu":
-            raise argument_error("gather", f"indices must be integers, got {indices.dtype}",
-                                 TypeError)
-        indices = constant(indices.astype(np.int32))
-    return indexing.gather(reference, indices)
-
-
-def one_hot(indices, num_classes) -> Value:
-    """float32 one-hot vectors of length num_classes along a new last axis (tf.one_hot)."""
-    indices = _as_tensor(indices)
-    return indexing.one_hot(indices, static_int(num_classes, "num_classes", "one_hot",
-                                                truncate=True))
-
-
-def _range_dtype(*bounds) -> str:
-    """tf.range's dtype: int32 for ints, float32 if any bound is a float."""
-    floats = any(np.asarray(b).dtype.kind == "f" for b in bounds)
-    return "float32" if floats else "int32"
-
-
-def arange(start, stop=None, step=1, dtype="int32") -> Value:
-    """start, start + step, ... below stop, as Keras' TF backend gives it.
-
-    Like tf.range: float bounds give float32 (then cast only if `dtype` is not
-    'int32', exactly as Keras does), and a single negative bound gives an
-    empty range. Tensor bounds build a runtime range.
-    """
-    if stop is None:
-        start, stop = 0, start
-    bounds = (start, stop, step)
-    if any(isinstance(b, Value) for b in bounds):
-        like = next(b for b in bounds if isinstance(b, Value))
-        values = [b if isinstance(b, Value) else constant(np.asarray(b, dtype=like.type.dtype))
-                  for b in bounds]
-        result = ops.arange(*values)
-    else:  # an empty range where tf.range would refuse (Keras clamps start < 0 to 0)
-        result = constant(np.arange(start, stop, step).astype(_range_dtype(*bounds)))
-    if dtype != "int32" and result.type.dtype != as_dtype(dtype):
-        result = ew.cast(result, dtype=as_dtype(dtype))
-    return result
-
-
 __all__ = [
-    "arange",
     "batch_flatten",
-    "concatenate",
     "expand_dims",
     "flatten",
-    "gather",
-    "one_hot",
     "permute_dimensions",
-    "repeat",
-    "repeat_elements",
     "reshape",
     "reverse",
     "shape",
     "size",
-    "slice",
     "squeeze",
-    "stack",
-    "tile",
 ]

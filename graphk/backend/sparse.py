@@ -88,6 +88,21 @@ def sparse_placeholder(shape, dtype: str, name: str | None = None) -> SparseTens
     return SparseTensor(*parts, dims, name=name, is_placeholder=True)
 
 
+def sparse_constant(matrix, dtype: str, name: str | None = None) -> SparseTensor:
+    """A sparse tensor of constants holding a scipy.sparse matrix (K.variable of one).
+
+    Keras' TensorFlow backend makes a tf.SparseTensor of the matrix's COO form;
+    duplicate entries are summed and the indices put in row-major order, as
+    TensorFlow's sparse ops expect.
+    """
+    coo = matrix.tocoo(copy=True)
+    coo.sum_duplicates()
+    indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+    parts = (leaf.constant(indices), leaf.constant(np.asarray(coo.data, dtype=dtype)),
+             leaf.constant(np.array(coo.shape, dtype=np.int64)))
+    return SparseTensor(*parts, tuple(int(d) for d in coo.shape), name=name)
+
+
 def _unify(value: Value, dims: tuple) -> Value:
     """Record that value's dims are `dims` where both are symbols.
 
@@ -101,7 +116,19 @@ def _unify(value: Value, dims: tuple) -> Value:
 
 
 def to_dense(tensor):
-    """The dense tensor a sparse one stands for; any other tensor is returned unchanged."""
+    """The dense tensor a sparse one stands for; any other tensor is returned unchanged.
+
+    Arguments:
+        tensor: a sparse or dense tensor.
+
+    Returns:
+        A dense tensor.
+
+    Example:
+        >>> x = K.placeholder((2, 3), sparse=True)
+        >>> K.int_shape(K.to_dense(x))
+        (2, 3)
+    """
     if not isinstance(tensor, SparseTensor):
         return tensor
     dense = sparse_ops.sparse_to_dense(*tensor.parts, tensor.type.int_shape)

@@ -35,7 +35,8 @@ RELU_SAMPLES = (
 def relu_rule(dtypes, attrs):
     """relu and relu_grad: numeric; ints only without alpha, max_value or threshold."""
     out, computes = numeric_rule(dtypes, attrs)
-    plain = attrs["alpha"] == 0.0 and attrs["max_value"] is None and attrs["threshold"] == 0.0
+    plain = (attrs.get("alpha", 0.0) == 0.0 and attrs.get("max_value") is None
+             and attrs.get("threshold", 0.0) == 0.0)
     if is_integer(out) and not plain:
         raise DTypeError(f"relu with alpha, max_value or threshold needs a float tensor, got "
                          f"{out}; K.cast(x, K.floatx()) first")

@@ -35,6 +35,7 @@ from .activations import relu_kernel, relu_rule, relu_scalar
 from .leaf import as_value
 from .registry import NOT_DIFFERENTIABLE, OpDef, Sample, apply, register
 
+
 def _typed_kernel(rule, kernel):
     """`kernel` with its inputs cast to the compute dtypes and its result to the output's.
 
@@ -52,7 +53,7 @@ def _typed_kernel(rule, kernel):
     def typed(*arrays, **attrs):
         key = tuple([a.dtype for a in arrays])
         if attrs:
-            key += tuple(attrs.values())
+            key += tuple(attrs.items())
         found = plans.get(key)
         if found is None:
             found = plans[key] = plan(arrays, attrs)
