@@ -22,7 +22,8 @@ def _float_specials(dtype):
     values = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 3.7, -15.0, -40.0, 20.0, 88.5, 710.0,
               -745.0, 1e-7, 6.0, 0.25, np.inf, -np.inf, np.nan, float(info.max), -float(info.max),
               float(info.tiny) / 4, -float(info.tiny) / 4, float(info.tiny)]
-    return np.array(values, dtype=np.float64).astype(dtype)
+    spread = np.geomspace(1e-3, 3e2, 7) * np.array([1, -1, 1, -1, 1, -1, 1])  # ordinary values
+    return np.concatenate([values, spread]).astype(dtype)
 
 
 def _int_specials(dtype):
