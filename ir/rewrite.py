@@ -100,7 +100,7 @@ def clone(node: Node, inputs) -> tuple:
     made); otherwise the types are inferred again.
     """
     inputs = tuple(inputs)
-    if all(a.type == b.type for a, b in zip(inputs, node.inputs)):
+    if all(a.type is b.type or a.type == b.type for a, b in zip(inputs, node.inputs)):
         result = make_node(node.op, inputs, node.attrs, [v.type for v in node.outputs],
                            node.location)
     else:

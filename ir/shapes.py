@@ -110,6 +110,10 @@ def resolve_shape(shape: Shape) -> tuple[Shape, bool]:
 
 
 def same_dim(a, b) -> bool:
+    if a is b:
+        return True
+    if a.__class__ is int and b.__class__ is int:
+        return a == b
     a, b = resolve_dim(a), resolve_dim(b)
     if isinstance(a, int) or isinstance(b, int):
         return a == b if isinstance(a, int) and isinstance(b, int) else False
@@ -117,6 +121,8 @@ def same_dim(a, b) -> bool:
 
 
 def same_shape(a: Shape, b: Shape) -> bool:
+    if a is b:
+        return True
     return len(a) == len(b) and all(same_dim(x, y) for x, y in zip(a, b))
 
 
