@@ -21,14 +21,8 @@ __all__ = ["BACKENDS", "compile_fused", "lowering_for", "FunctionLowering", "Fus
            "Unsupported"]
 
 
-def _numpy_kernel(node):
-    from ..fused_numpy import compile_fused as compile_numpy
-
-    return compile_numpy(node)
-
-
 def compile_fused(node, small_on_numpy: bool = True) -> FusedKernel:
-    """The LLVM kernel of one fused node (raises Unsupported with the reason).
+    """The LLVM kernel of one fused node, compiled now (raises Unsupported with the reason).
 
     With `small_on_numpy`, calls on few elements run the blocked NumPy kernel
     (runtime.NUMPY_BELOW)."""
@@ -36,7 +30,8 @@ def compile_fused(node, small_on_numpy: bool = True) -> FusedKernel:
     builder = ModuleBuilder()
     builder.request(region, region.expected_variant)
     builder.finish()
-    return FusedKernel(node, region, _numpy_kernel(node) if small_on_numpy else None)
+    region.entry(region.expected_variant)  # raises Unsupported if its code failed
+    return FusedKernel(node, region, small_on_numpy)
 
 
 class FunctionLowering:
@@ -51,27 +46,31 @@ class FunctionLowering:
         self.builder = ModuleBuilder()
         self.small_on_numpy = small_on_numpy
         self.decisions: dict = {}  # node -> (lowering, reason)
+        self.regions: dict = {}  # node -> Region, for nodes handed to LLVM
 
     def __call__(self, node):
         if node.op.name != "fused":
             return None
         try:
             region = Region(node.attrs["body"])
-            self.builder.request(region, region.expected_variant)
-        except NotImplementedError as error:  # Unsupported, or a math function missing
+        except NotImplementedError as error:
             self.decisions[node] = ("numpy", f"LLVM: {error}")
             return None
-        fallback = _numpy_kernel(node) if self.small_on_numpy else None
-        kernel = FusedKernel(node, region, fallback)
-        region.pending_builder = self.builder
+        self.builder.request(region, region.expected_variant)
+        self.regions[node] = region
         self.decisions[node] = ("llvm", f"{region.expected_variant} entry, "
                                         f"{len(region.plan.stages)} loop nest(s), "
                                         f"{region.plan.depth} shared loop(s)")
-        return kernel
+        return FusedKernel(node, region, self.small_on_numpy)
 
     def finish(self) -> None:
-        """Compile the module holding every accepted node's entry point."""
+        """Compile the module holding every accepted node's entry point; a node whose
+        code could not be generated runs its NumPy kernel, and `decisions` says why."""
         self.builder.finish()
+        for node, region in self.regions.items():
+            reason = region.failures.get(region.expected_variant)
+            if reason is not None:
+                self.decisions[node] = ("numpy", f"LLVM: {reason}")
 
     def report_lines(self) -> list:
         """One line per fused node: the lowering that runs it and why."""

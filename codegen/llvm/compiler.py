@@ -16,7 +16,7 @@ import time
 
 from .cache import MEMORY, disk_cache, kernel_key, region_key
 from .kernel import Emitter, Layout, flat_slots_ok, inner_strides
-from .plan import make_plan
+from .plan import Unsupported, make_plan
 from .target import compile_ir, load_object, new_module
 
 # Counters for reports and tests: modules compiled, loaded from disk, entries from memory.
@@ -38,6 +38,7 @@ class Region:
         self.entries: dict = {}  # variant -> address
         self._owners: list = []  # loaded objects: the code lives as long as they do
         self.pending_builder = None  # a ModuleBuilder that will compile this region
+        self.failures: dict = {}  # variant -> why its code could not be generated
 
     @property
     def expected_variant(self) -> str:
@@ -45,74 +46,102 @@ class Region:
         return "flat" if self.flat else f"nest{self.plan.depth}"
 
     def entry(self, variant: str) -> int:
-        """The address of an entry point, compiled on first need (its own module)."""
+        """The address of an entry point, compiled on first need (its own module);
+        Unsupported when its code could not be generated (a scalar rule's dtype gap)."""
         address = self.entries.get(variant)
         if address is None and self.pending_builder is not None:
             self.pending_builder.finish()  # compile the whole function's module now
             address = self.entries.get(variant)
-        if address is None:
+        if address is None and variant not in self.failures:
             builder = ModuleBuilder()
             builder.request(self, variant)
             builder.finish()
-            address = self.entries[variant]
+            address = self.entries.get(variant)
+        if address is None:
+            raise Unsupported(self.failures[variant])
         return address
 
     def bind(self, variant: str, loaded, symbol: str) -> None:
-        self.entries[variant] = loaded.address(symbol)
+        try:
+            self.entries[variant] = loaded.address(symbol)
+        except KeyError:  # an object that does not hold it (never stored that way)
+            self.failures[variant] = f"compiled object lacks {symbol}"
+            return
         self._owners.append(loaded)
+
+    def symbol(self, variant: str) -> str:
+        return f"{self.name}.{variant}"
+
+    def emit(self, variant: str) -> str:
+        """LLVM IR text of one entry point in a module of its own."""
+        module = new_module(self.name)
+        emitter = Emitter(module, self.plan, self.name)
+        if variant == "flat":
+            emitter.emit_flat()
+        else:  # "nest<depth>" or "nest<depth>g" (generic strides)
+            emitter.emit_nest(int(variant[4:].rstrip("g")), variant.endswith("g"))
+        return str(module)
 
 
 class ModuleBuilder:
-    """Entry points wanted by one compiled function, built as one module."""
+    """Entry points wanted by one compiled function, built as one module.
+
+    Nothing is emitted until `finish()`, and nothing at all when the module's object
+    code is on disk: a second process pays for loading, not for generating IR."""
 
     def __init__(self):
-        self.texts: list = []  # LLVM IR of each emitted entry point
-        self.pending: list = []  # (region, variant, kernel key, symbol)
-        self._emitted: dict = {}  # kernel key -> symbol
+        self.pending: list = []  # (region, variant, kernel key)
 
     def request(self, region: Region, variant: str) -> None:
-        """Emit (unless cached) one entry point; errors leave the batch as it was."""
         key = kernel_key(region.key, variant)
         hit = MEMORY.get(key)
         if hit is not None:
             STATS["from_memory"] += 1
             region.bind(variant, *hit)
             return
-        symbol = self._emitted.get(key)
-        if symbol is None:
-            # each entry in a module of its own, linked at finish(): a region that fails
-            # half-way through emission leaves nothing behind in the batch
-            module = new_module(region.name)
-            emitter = Emitter(module, region.plan, region.name)
-            if variant == "flat":
-                symbol = emitter.emit_flat()
-            else:  # "nest<depth>" or "nest<depth>g" (generic strides)
-                symbol = emitter.emit_nest(int(variant[4:].rstrip("g")), variant.endswith("g"))
-            self.texts.append(str(module))
-            self._emitted[key] = symbol
-        self.pending.append((region, variant, key, symbol))
+        region.pending_builder = self
+        self.pending.append((region, variant, key))
 
     def finish(self) -> None:
-        """Compile (or load from disk) the module and bind every pending entry."""
-        if not self.pending:
+        """Compile (or load from disk) the module and bind every pending entry; an entry
+        whose IR cannot be generated is recorded on its region as a failure."""
+        pending, self.pending = self.pending, []
+        if not pending:
             return
-        module_key = hashlib.sha256(
-            "\n".join(sorted(self._emitted)).encode()).hexdigest()
+        unique = {key: (region, variant) for region, variant, key in pending}
+        module_key = hashlib.sha256("\n".join(sorted(unique)).encode()).hexdigest()
         disk = disk_cache()
+        failed: dict = {}
         with _lock:
             obj = disk.load(module_key)
             if obj is None:
-                start = time.perf_counter()
-                obj = compile_ir(self.texts)
-                STATS["compile_seconds"] += time.perf_counter() - start
-                STATS["compiled"] += 1
-                disk.store(module_key, obj)
+                obj = self._compile(unique, failed)
+                if obj is not None and not failed:
+                    disk.store(module_key, obj)
             else:
                 STATS["from_disk"] += 1
-            loaded = load_object(obj)
-        for region, variant, key, symbol in self.pending:
+            loaded = load_object(obj) if obj is not None else None
+        for region, variant, key in pending:
+            region.pending_builder = None
+            if key in failed:
+                region.failures[variant] = failed[key]
+                continue
+            symbol = region.symbol(variant)
             MEMORY.put(key, (loaded, symbol))
             region.bind(variant, loaded, symbol)
-        self.pending = []
-        self.texts = []
-        self._emitted = {}
+
+    @staticmethod
+    def _compile(unique: dict, failed: dict):
+        texts = []
+        for key, (region, variant) in unique.items():
+            try:
+                texts.append(region.emit(variant))
+            except NotImplementedError as error:  # Unsupported, or a math function missing
+                failed[key] = str(error)
+        if not texts:
+            return None
+        start = time.perf_counter()
+        obj = compile_ir(texts)
+        STATS["compile_seconds"] += time.perf_counter() - start
+        STATS["compiled"] += 1
+        return obj

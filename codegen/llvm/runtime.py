@@ -33,7 +33,7 @@ from ...ir.errors import located
 from ...ir.ops.fused import BODY_REDUCTIONS
 from ...ir.shapes import ShapeError, format_shape
 from .kernel import accesses, identity
-from .plan import accumulate_dtype
+from .plan import Unsupported, accumulate_dtype
 
 # Below this many elements (summed over the loop nests) a fused node runs its NumPy
 # kernel when one is given: the native call's fixed cost (argument checks, ctypes,
@@ -73,12 +73,13 @@ class FusedKernel:
 
     lowering = "llvm"
 
-    def __init__(self, node, region, fallback=None):
+    def __init__(self, node, region, small_on_numpy: bool = True):
         self.node = node
         self.region = region
         self.plan = region.plan
         self.body = node.attrs["body"]
-        self.fallback = fallback  # the NumPy kernel, for small sizes
+        self.small_on_numpy = small_on_numpy
+        self._numpy = None  # the node's blocked NumPy kernel, made when first needed
         self.input_dtypes = [np.dtype(v.type.dtype) for v in self.body.inputs]
         self.constants = {k: np.ascontiguousarray(slot.value.node.attrs["value"],
                                                   dtype=slot.dtype)
@@ -98,7 +99,7 @@ class FusedKernel:
                 self._prepared.clear()
             self._prepared[key] = prepared
         if prepared.variant == "numpy":
-            return self.fallback(*arrays)
+            return self.numpy_kernel(*arrays)
         buffers = self._buffers(arrays, prepared)
         pointers = (ctypes.c_void_p * len(buffers))(*[b.ctypes.data for b in buffers])
         self._run(prepared, pointers)
@@ -177,9 +178,25 @@ class FusedKernel:
         prepared.scratch = [(shapes[slot.value], slot.dtype,
                              identity(slot.value.node.op.name, slot.value.type.dtype))
                             for slot in plan.slots if slot.kind == "scratch"]
-        if self.fallback is not None and prepared.work < NUMPY_BELOW * self.ops:
+        if self.small_on_numpy and prepared.work < NUMPY_BELOW * self.ops:
             prepared.variant = "numpy"
             return prepared
+        try:
+            return self._native(prepared, arrays, shapes, extents)
+        except Unsupported:  # this entry's code could not be generated: the report says why
+            prepared.variant = "numpy"
+            return prepared
+
+    @property
+    def numpy_kernel(self):
+        if self._numpy is None:
+            from ..fused_numpy import compile_fused
+
+            self._numpy = compile_fused(self.node)
+        return self._numpy
+
+    def _native(self, prepared: Prepared, arrays, shapes, extents) -> Prepared:
+        plan, layout = self.plan, self.region.layout
         if self.region.flat and self._flat_ok(arrays, shapes):
             prepared.variant = "flat"
             prepared.split = int(np.prod(extents[0], dtype=np.int64))
