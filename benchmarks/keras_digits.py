@@ -22,6 +22,7 @@ NumPy (or TensorFlow) is imported:
 Run:
   .venv/bin/python benchmarks/keras_digits.py                       # graphk, all modes
   .venv/bin/python benchmarks/keras_digits.py --modes busy,pinned --models cnn,bn
+  .venv/bin/python benchmarks/keras_digits.py --nice -20 --rounds 3   # on a shared machine
 Keras 2.3.1 on TensorFlow for comparison (a separate venv, since TF 2.x wants Keras 3):
   python3.11 -m venv /work/tfvenv
   /work/tfvenv/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 scikit-learn
@@ -220,12 +221,29 @@ def _run_mode(args, mode: str) -> list:
     return [json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
 
 
+def _print_row(mode: str, result: dict) -> None:
+    print(f"{mode:12s} {result['model']:5s} {result['epoch']:8.3f} {result['first']:7.2f} "
+          f"{result['cpu_per_epoch']:7.3f} {result['accuracy']:8.3f}", flush=True)
+
+
+def _print_medians(rounds: dict) -> None:
+    """Per mode and model, the median over rounds (rounds alternate the modes, so a
+    disturbance of the machine hits all modes alike)."""
+    print(f"\nmedians over {len(next(iter(rounds.values())))} rounds")
+    for (mode, model), results in rounds.items():
+        median = {key: statistics.median(r[key] for r in results)
+                  for key in ("epoch", "first", "cpu_per_epoch", "accuracy")}
+        _print_row(mode, dict(median, model=model))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", default="graphk", help="graphk, or a Keras backend name")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--modes", default="default,pinned,busy")
     parser.add_argument("--epochs", type=int, default=0, help="0: each model's own count")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every mode this many times, alternating; print medians")
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the benchmark and its spinner, each in a session of its "
                              "own (-20 as root: other processes on a shared machine barely "
@@ -239,11 +257,14 @@ def main() -> None:
           f"nice {args.nice}")
     print(f"{'mode':12s} {'model':5s} {'s/epoch':>8s} {'first':>7s} {'cpu/ep':>7s} "
           f"{'accuracy':>8s}")
-    for mode in args.modes.split(","):
-        for result in _run_mode(args, mode):
-            print(f"{mode:12s} {result['model']:5s} {result['epoch']:8.3f} "
-                  f"{result['first']:7.2f} {result['cpu_per_epoch']:7.3f} "
-                  f"{result['accuracy']:8.3f}", flush=True)
+    rounds: dict = {}
+    for _ in range(args.rounds):
+        for mode in args.modes.split(","):
+            for result in _run_mode(args, mode):
+                _print_row(mode, result)
+                rounds.setdefault((mode, result["model"]), []).append(result)
+    if args.rounds > 1:
+        _print_medians(rounds)
 
 
 if __name__ == "__main__":
