@@ -48,6 +48,12 @@ def test_rule_reduces_to_x(name):
     check_pass(simplify, _graph(lines), _graph("", out=expected))
 
 
+def test_integer_x_plus_zero_is_x():
+    body = _const("c", "0", dtype="int32") + "\n  %r = add(%x, %c) : int32[?0,3]"
+    check_pass(simplify, _graph(body, x_type="int32[?0,3]"),
+               _graph("", out="%x", x_type="int32[?0,3]"))
+
+
 def test_transpose_of_transpose_composes_and_cancels():
     x_type = "float32[2,3,4]"
     composed = _graph("  %a = transpose(%x) {perm=(2, 0, 1)} : float32[4,2,3]\n"
