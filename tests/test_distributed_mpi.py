@@ -173,8 +173,12 @@ def launch(scenario: str, outdir, timeout: float = 90, **env) -> subprocess.Comp
     environment = dict(os.environ, OMP_NUM_THREADS="1", KERAS_BACKEND="graphk.backend",
                        KERAS_HOME=str(outdir), **env)
     command = [_mpiexec(), "-n", "2", sys.executable, str(HERE), scenario, str(outdir)]
-    return subprocess.run(command, env=environment, capture_output=True, text=True,
-                          timeout=timeout, cwd=str(outdir))
+    try:
+        return subprocess.run(command, env=environment, capture_output=True, text=True,
+                              timeout=timeout, cwd=str(outdir))
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"mpiexec -n 2 ... {scenario} did not finish in {timeout} s:\n"
+                    f"{expired.stdout}\n{expired.stderr}")
 
 
 @pytest.fixture(scope="module")
