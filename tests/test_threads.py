@@ -256,3 +256,21 @@ def test_bernoulli_masks_agree_with_comparing_numpys_uniforms(p):
     uniforms = np.random.default_rng(4).random((3001,), dtype=np.float32)
     assert ours.dtype == np.float32
     assert np.array_equal(ours, (uniforms < p).astype(np.float32))
+
+
+# --- switch on a rank-0 condition (Keras' learning phase) ------------------------------------
+
+
+def test_switch_on_a_scalar_condition_is_a_fresh_copy_of_one_side():
+    from graphk.ir.ops.elementwise import _select
+    cases = [(np.arange(6.0).reshape(2, 3), np.zeros(3)),
+             (np.float32(2), np.ones((2, 2), np.float32)),
+             (np.arange(3, dtype=np.int32), np.arange(3.0)),
+             (np.ones((2, 2), np.float32), np.full((2, 2), np.nan, np.float32))]
+    for condition in (np.asarray(True), np.asarray(False), np.bool_(True)):
+        for then, otherwise in cases:
+            got, want = _select(condition, then, otherwise), np.where(condition, then, otherwise)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+            assert got.flags.writeable and not np.shares_memory(got, then) \
+                and not np.shares_memory(got, otherwise)
