@@ -83,7 +83,8 @@ class _Program:
 
 
 def compile_graph(graph: Graph, subgraph: bool = False,
-                  kernel_for: Callable | None = None) -> Executable:
+                  kernel_for: Callable | None = None,
+                  wrap_kernel: Callable | None = None) -> Executable:
     """Generate, compile and return the NumPy program for `graph`.
 
     With `subgraph` the program is a loop body run by a loop kernel once per
@@ -96,9 +97,13 @@ def compile_graph(graph: Graph, subgraph: bool = False,
     NumPy. It is consulted for loop bodies too. `Executable.lowerings` maps
     each non-leaf node to the lowering that runs it: "numpy", or the
     kernel's `lowering` attribute (default "custom").
+
+    `wrap_kernel(node, kernel) -> kernel` (the profiler's, graphk/bench/profiler.py)
+    replaces each top-level kernel; without it the program calls kernels directly.
     """
     program = _Program(graph)
     program.kernel_for = kernel_for
+    program.wrap_kernel = wrap_kernel
     if subgraph:
         _emit_trusted_feeds(program)
     else:
@@ -266,6 +271,8 @@ def _emit_nodes(program: _Program) -> None:
         for value, name in zip(node.outputs, outputs):
             program.names[value] = name
         bound = _kernel(program, node, used)
+        if program.wrap_kernel is not None:  # profiled functions only
+            bound = program.wrap_kernel(node, bound)
         kernel = program.bind(f"k_{op.name}_", bound)
         target = outputs[0] if len(outputs) == 1 else ", ".join(outputs)
         program.emit(f"{target} = {kernel}({inputs})", node)
