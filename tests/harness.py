@@ -1,6 +1,8 @@
 """Shared checks for op tests: both evaluation paths, static shapes, numerical gradients."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from graphk import backend as K
@@ -8,6 +10,12 @@ from graphk.ir.graph import Graph
 from graphk.ir.ops.leaf import constant
 from graphk.ir.verify import verify
 from graphk.passes.autodiff import gradients
+
+
+# The lowering K.function uses here: the default unless GRAPHK_TEST_BACKEND names one, e.g.
+#   GRAPHK_TEST_BACKEND=llvm .venv/bin/python -m pytest tests -q -p no:cacheprovider
+BACKEND = {"backend": os.environ["GRAPHK_TEST_BACKEND"]} if os.environ.get(
+    "GRAPHK_TEST_BACKEND") else {}
 
 
 def _as_list(x):
@@ -41,7 +49,7 @@ def run_function(build, arrays, symbolic=True):
     inputs = placeholders_for(arrays, symbolic)
     outputs = _as_list(build(*inputs))
     verify(Graph(inputs, outputs))
-    results = K.function(inputs, outputs)(arrays)
+    results = K.function(inputs, outputs, **BACKEND)(arrays)
     check_static(outputs, results)
     return outputs, results
 
@@ -97,7 +105,7 @@ def check_gradients(build, arrays, wrt=None, symbolic=True, rtol=1e-5, atol=1e-6
     rng = np.random.default_rng(seed)
     inputs = placeholders_for(arrays, symbolic)
     outputs = _as_list(build(*inputs))
-    forward = K.function(inputs, outputs)
+    forward = K.function(inputs, outputs, **BACKEND)
     shapes = [np.shape(r) for r in forward(arrays)]
     weights = [rng.uniform(-1, 1, s) for s in shapes]
     total = None
@@ -112,7 +120,7 @@ def check_gradients(build, arrays, wrt=None, symbolic=True, rtol=1e-5, atol=1e-6
             total = total + part
         symbolic_grads.append(total)
     present = [g for g in symbolic_grads if g is not None]
-    values = K.function(inputs, present)(arrays) if present else []
+    values = K.function(inputs, present, **BACKEND)(arrays) if present else []
     values = iter(values)
 
     def as_numpy(current):

@@ -89,16 +89,19 @@ def host_key() -> str:
             f"vector_bits={vector_bits()}")
 
 
+def _new_target_machine() -> llvm.TargetMachine:
+    initialize()
+    name, features = host_cpu()
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    return target.create_target_machine(cpu=name, features=features, opt=3,
+                                        reloc="default", codemodel="jitdefault", jit=True)
+
+
 def target_machine() -> llvm.TargetMachine:
-    """The host target machine (O3, JIT code model), created once."""
+    """The host target machine (O3, JIT code model), created once for compiling."""
     with _lock:
         if "tm" not in _state:
-            initialize()
-            name, features = host_cpu()
-            target = llvm.Target.from_triple(llvm.get_process_triple())
-            _state["tm"] = target.create_target_machine(
-                cpu=name, features=features, opt=3, reloc="default",
-                codemodel="jitdefault", jit=True)
+            _state["tm"] = _new_target_machine()
         return _state["tm"]
 
 
@@ -177,7 +180,8 @@ class LoadedObject:
 
     def __init__(self, obj: bytes):
         with _lock:
-            tm = target_machine()
+            # an engine owns (and frees) the target machine it is given: never the shared one
+            tm = _new_target_machine()
             self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
             self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             self._engine.finalize_object()

@@ -1,6 +1,8 @@
 """K.function: compile a graph once, then call it with a list of arrays."""
 from __future__ import annotations
 
+import time
+
 from ..codegen.numpy_backend import compile_graph
 from ..ir.dtypes import can_feed
 from ..ir.errors import FeedError, located
@@ -16,7 +18,7 @@ from .dependencies import carried_updates
 from .session import get_uid
 from .sparse import SparseSignature
 
-BACKENDS = ("numpy",)
+BACKENDS = ("auto", "llvm", "numpy")  # see codegen/llvm/__init__.py, lowering_for
 
 
 class Update(tuple):
@@ -43,7 +45,9 @@ class Function:
     output comes back as a SparseValue (see graphk/backend/sparse.py).
     """
 
-    def __init__(self, inputs, outputs, updates=None, name=None, backend="numpy", passes=None):
+    def __init__(self, inputs, outputs, updates=None, name=None, backend="numpy", passes=None,
+                 profile=False):
+        started = time.perf_counter()  # compile_seconds: this whole constructor
         location = user_location()
         if backend not in BACKENDS:
             raise ValueError(f"K.function: unknown backend {backend!r}; "
@@ -62,8 +66,18 @@ class Function:
         graph = Graph(self.inputs, self.outputs, pairs, name=self.name)
         # A dump path that is a file fails here, before any work (passes/report.py).
         self._report = CompileReport(self.name, graph, DumpDirectory.from_environment(self.name))
+        self._report.sections.append(_lowering_section)  # which lowering ran each node
         self.ir = run_pipeline(graph, passes, trace=self._report.trace)
-        self._executable = compile_graph(self.ir)
+        # backend: which lowering runs fused nodes (codegen/llvm: lowering_for says how)
+        codegen_started = time.perf_counter()
+        self.lowering = _lowering_for(backend)
+        self._profiler = _profiler() if profile else None  # None: kernels are called directly
+        self._executable = compile_graph(self.ir, kernel_for=self.lowering, wrap_kernel=(
+            self._profiler.wrap if profile else None))
+        if self.lowering is not None:
+            self.lowering.finish()  # one LLVM module for every fused node of the function
+        self.codegen_seconds = time.perf_counter() - codegen_started
+        self._backend = backend
         self._run = self._executable.run
         scalars = [i for i, v in enumerate(self.outputs) if v.type.ndim == 0]
         if scalars:  # only functions with rank-0 outputs pay for this
@@ -73,6 +87,24 @@ class Function:
         self.source = self._executable.source
         if self._report.dump is not None:
             self._report.dump.write_program(self.ir, self.source, self._executable._line_nodes)
+        self.compile_seconds = time.perf_counter() - started
+
+    def profile(self, show: bool = True) -> str:
+        """Per-kernel time over the calls so far, sorted by time, then compile time by pass
+        and code generation (graphk/bench/profiler.py); needs K.function(..., profile=True)."""
+        from ..bench.profiler import profile_table
+
+        text = profile_table(self)
+        if show:
+            print(text)
+        return text
+
+    def benchmark(self, feeds, **options):
+        """graphk.benchmark(self, feeds, **options): first call apart, calibrated rounds,
+        median, min and spread (graphk/benchmarking.py)."""
+        from ..benchmarking import benchmark
+
+        return benchmark(self, feeds, **options)
 
     def report(self, show: bool = True) -> str:
         """Each pass with its time and node counts before/after, then the sections other
@@ -109,6 +141,26 @@ def _scalar_results(run, positions: list):
     return run_with_scalars
 
 
+def _profiler():
+    from ..bench.profiler import Profiler
+
+    return Profiler()
+
+
+def _lowering_section(fn):
+    from ..codegen.llvm.report import lowering_section
+
+    return lowering_section(fn)
+
+
+def _lowering_for(backend: str):
+    if backend == "numpy":
+        return None
+    from ..codegen.llvm import lowering_for  # llvmlite loads only when asked for
+
+    return lowering_for(backend)
+
+
 def function(inputs, outputs, updates=None, name=None, **kwargs) -> Function:
     """Compile `outputs` (and `updates`) as a function of the placeholders `inputs`.
 
@@ -123,8 +175,9 @@ def function(inputs, outputs, updates=None, name=None, **kwargs) -> Function:
         updates: a list of updates (K.update, or (variable, new value) pairs).
         name: an optional name (shown in the IR and in errors).
         **kwargs: graphk's own keywords: backend (the lowering, one of
-            BACKENDS) and passes (None, "none" or "-name,..." to switch passes
-            off).
+            BACKENDS), passes (None, "none" or "-name,..." to switch passes
+            off) and profile (True: time every kernel call; fn.profile() prints
+            the table).
 
     Returns:
         A Function: call it with a list of arrays; it returns a list of NumPy
@@ -138,7 +191,7 @@ def function(inputs, outputs, updates=None, name=None, **kwargs) -> Function:
         >>> f([np.ones((3, 2))])
         [array([2., 2., 2.], dtype=float32)]
     """
-    allowed = {"backend", "passes"}
+    allowed = {"backend", "passes", "profile"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ValueError(f"K.function: unknown keyword argument(s) {unknown}; "
