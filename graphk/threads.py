@@ -3,10 +3,12 @@
 Why this exists. NumPy's OpenBLAS starts a thread per core and splits every
 product above a small size among them. The training steps of small Keras
 models are made of small products (a batch of 32), where that split costs
-more than it saves; and on a machine where another process keeps a core busy
-it is a disaster: the product waits until the scheduler gives the helper
-thread a time slice (measured on a 2-core machine with one busy core: a
-512x288x64 product took 0.3 ms on one thread and 17 ms on two). So graphk
+more than it saves; and on a machine where other processes keep the cores
+busy it is a disaster: the product waits until the scheduler gives the helper
+thread a time slice (measured on the 2-core development machine shared with
+other sessions: a 512x288x64 product took 0.3 ms on one thread and 17 ms on
+two; with one spinning process on the other core, 512x64x288 and 1024^3
+products were 1.4x and 1.6x slower on two threads than on one). So graphk
 decides the thread count of every product itself:
 
 - **The budget** (`budget()`) is how many threads graphk may run at once.
