@@ -234,6 +234,15 @@ def _print_medians(rounds: dict) -> None:
         median = {key: statistics.median(r[key] for r in results)
                   for key in ("epoch", "first", "cpu_per_epoch", "accuracy")}
         _print_row(mode, dict(median, model=model))
+    modes = {mode for mode, _ in rounds}
+    for mode in sorted(modes - {"pinned"}) if "pinned" in modes else ():
+        ratios = []
+        for (other, model), results in rounds.items():
+            if other == mode:
+                pinned = rounds[("pinned", model)]
+                ratios.append(f"{model} " + "{:.2f}".format(statistics.median(
+                    r["epoch"] / p["epoch"] for r, p in zip(results, pinned))))
+        print(f"{mode} / pinned, median of per-round ratios: {', '.join(ratios)}")
 
 
 def main() -> None:
