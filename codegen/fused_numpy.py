@@ -21,6 +21,7 @@ Errors name the body op that failed and the user's line that built it.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -102,6 +103,9 @@ def runtime_shapes(body, input_shapes) -> dict:
             shapes[node.outputs[0]] = node.attrs["value"].shape
             continue
         given = [shapes[v] for v in node.inputs]
+        if node.op.elementwise and all(g == given[0] for g in given):
+            shapes[node.outputs[0]] = given[0]  # the common case, without NumPy's call
+            continue
         try:
             shapes[node.outputs[0]] = _node_shape(node, given)
         except ValueError:
@@ -159,7 +163,7 @@ def choose_blocking(body, shapes: dict):
 
 
 def _size(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)
 
 
 def _itemsize(value) -> int:
@@ -319,8 +323,10 @@ class _Generator:
         where = "block" if in_block else "run"
         value = node.outputs[0]
         inputs = [self._input_name(v, in_block) for v in node.inputs]
-        kernel = self.program.bind("k", node.op.bound_kernel(node.attrs))
-        emitted = fused_ops.emit(node, inputs, self.shapes, kernel)
+        emitted = fused_ops.emit(node, inputs, self.shapes)
+        if emitted.kind != "out" and "{kernel}" in emitted.expression:  # the op's own kernel
+            kernel = self.program.bind("k", node.op.bound_kernel(node.attrs))
+            emitted = fused_ops.Emitted(emitted.expression.format(kernel=kernel), emitted.kind)
         name = f"v{len(self.names)}"
         if emitted.kind == "alias":
             self._emit(where, f"{name} = {emitted.expression}", node)

@@ -54,10 +54,11 @@ def names() -> dict:
     return env
 
 
-def emit(node, inputs: list, shapes: dict, kernel_name: str) -> Emitted:
-    """The NumPy form of body `node` on input expressions `inputs`."""
+def emit(node, inputs: list, shapes: dict) -> Emitted:
+    """The NumPy form of body `node` on input expressions `inputs`; "{kernel}" in a
+    "fresh" or "alias" expression stands for the op's own bound kernel."""
     op, attrs = node.op, node.attrs
-    fallback = Emitted(f"{kernel_name}({', '.join(inputs)})", "alias" if op.view else "fresh")
+    fallback = Emitted(f"{{kernel}}({', '.join(inputs)})", "alias" if op.view else "fresh")
     if op.name in UFUNCS and not attrs:
         return Emitted(f"_{UFUNCS[op.name].__name__}({', '.join(inputs)}, out={{out}})", "out",
                        inplace=True)

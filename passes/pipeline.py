@@ -24,7 +24,9 @@ from ..ir.graph import Graph
 from ..ir.verify import verify
 from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_code
+from .decompose import decompose
 from .fold import fold_constants
+from .fusion import fuse_elementwise
 from .simplify import simplify
 from .stability import stabilize
 
@@ -43,6 +45,8 @@ PIPELINE: list[Pass] = [
     Pass("cse", eliminate_common_subexpressions, "merge equal nodes and constants"),
     Pass("dce", eliminate_dead_code, "drop no-op updates and what only they read"),
     # Later passes (fusion, ...) are appended here, in order.
+    Pass("decompose", decompose, "nn macro ops as elementwise ops and reductions"),
+    Pass("fusion", fuse_elementwise, "regions of elementwise work and reductions as fused nodes"),
 ]
 
 

@@ -1,0 +1,244 @@
+"""Decomposition: nn macro ops rewritten as elementwise ops and reductions, so fusion sees in.
+
+softmax, log_softmax, softmax_grad, softmax_cross_entropy and its gradient,
+l2_normalize, reduce_logsumexp, reduce_var and reduce_std become the
+max-shift / exp / sum / div steps their hand kernels perform, in the same
+order (so results agree to rounding). Pieces shared between a loss and its
+gradient (the max, the shifted logits, the exponentials and their sum) are
+built once per (logits, axis), so the fused region computes them once.
+
+Shape-only inputs would tie regions together needlessly (a loss's gradient
+reads the loss only for its shape), so `unreduce` becomes `broadcast_like`
+where broadcasting already aligns the axes, `reduced_size` counts a graph
+input's dim instead of an intermediate's, and a loss cotangent that is one
+number spread over the loss's shape (what a mean's gradient is) is used as
+that number.
+
+Ops with semantics the elementwise form would lose stay whole:
+sparse_softmax_cross_entropy (its kernel range-checks labels), integer
+reductions (TensorFlow's truncating integer mean).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.graph import Graph
+from ..ir.ops.leaf import constant
+from ..ir.rewrite import build, rebuild
+
+
+def decompose(graph: Graph) -> Graph:
+    return _Decomposer(graph).run()
+
+
+class _Decomposer:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.memo: dict = {}  # (piece, value, axis) -> value, shared by a loss and its gradient
+        self.dim_sources = _dim_sources(graph)
+
+    def run(self) -> Graph:
+        return rebuild(self.graph, self.rewrite)
+
+    def rewrite(self, node, inputs):
+        rule = _RULES.get(node.op.name)
+        if rule is None:
+            return None
+        if node.op.name not in _SHAPE_RULES and not _all_float(node, inputs):
+            return None
+        result = rule(self, node, inputs)
+        if result is None:
+            return None
+        old = node.outputs[0]
+        if result.type.dtype != old.type.dtype or result.type.ndim != old.type.ndim:
+            return None  # only values of exactly the old type replace it
+        return (result,)
+
+    # --- building ---------------------------------------------------------------------
+
+    def op(self, name, inputs, location, **attrs):
+        return build(name, inputs, attrs, location)
+
+    def scalar(self, number, like, location):
+        return constant(np.asarray(number, dtype=like.type.dtype), location=location)
+
+    def shared(self, piece: str, x, axis, make):
+        key = (piece, x, axis)
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
+
+    def softmax_parts(self, x, axis: int, loc) -> tuple:
+        """(shifted, exps, total): x - max, exp of it, and its sum (keepdims) along axis."""
+        def make():
+            peak = self.op("reduce_max", [x], loc, axes=(axis,), keepdims=True)
+            shifted = self.op("sub", [x, peak], loc)
+            exps = self.op("exp", [shifted], loc)
+            total = self.op("reduce_sum", [exps], loc, axes=(axis,), keepdims=True)
+            return shifted, exps, total
+        return self.shared("softmax", x, axis, make)
+
+    def softmax(self, x, axis, loc):
+        _, exps, total = self.softmax_parts(x, axis, loc)
+        return self.shared("probs", x, axis, lambda: self.op("div", [exps, total], loc))
+
+    def log_softmax(self, x, axis, loc):
+        shifted, _, total = self.softmax_parts(x, axis, loc)
+        return self.shared("log_softmax", x, axis, lambda: self.op(
+            "sub", [shifted, self.op("log", [total], loc)], loc))
+
+    def spread(self, g, axis: int, loc):
+        """A loss cotangent broadcastable against the tensor the loss reduced over `axis`."""
+        if g.type.ndim == 0:
+            return g
+        uniform = self.uniform(g)
+        if uniform is not None:
+            return uniform
+        return self.op("expand_dims", [g], loc, axis=axis)
+
+    def uniform(self, g):
+        """A 0-d value every element of g equals (a spread scalar, scaled by scalars), or None."""
+        node = g.node
+        if node is None or node.op.leaf:
+            return None
+        name = node.op.name
+        if name in ("broadcast_like", "unreduce") and node.inputs[0].type.ndim == 0:
+            return node.inputs[0]
+        if name in ("mul", "div", "add", "sub") and g.type.dtype == node.inputs[0].type.dtype:
+            parts = [x if x.type.ndim == 0 else self.uniform(x) for x in node.inputs]
+            if all(p is not None for p in parts) and parts[0].type.dtype == parts[1].type.dtype:
+                return self.op(name, parts, node.location)
+        if name == "neg":
+            inner = self.uniform(node.inputs[0])
+            return None if inner is None else self.op("neg", [inner], node.location)
+        return None
+
+
+def _all_float(node, inputs) -> bool:
+    """Every input and output of one float dtype (the decompositions compute in it)."""
+    dtypes = {v.type.dtype for v in inputs} | {v.type.dtype for v in node.outputs}
+    return len(dtypes) == 1 and dtypes.pop().startswith("float")
+
+
+def _dim_sources(graph: Graph) -> dict:
+    """id(symbol root) -> (graph input, axis) for every symbolic dim of a graph input."""
+    sources: dict = {}
+    for value in graph.inputs:
+        for axis, dim in enumerate(value.type.shape):
+            if not isinstance(dim, int):
+                sources.setdefault(id(dim.root()), (value, axis))
+    return sources
+
+
+# --- the rules: (decomposer, node, new inputs) -> replacement value or None -----------------
+
+def _softmax(d, node, inputs):
+    return d.softmax(inputs[0], node.attrs["axis"], node.location)
+
+
+def _log_softmax(d, node, inputs):
+    return d.log_softmax(inputs[0], node.attrs["axis"], node.location)
+
+
+def _softmax_grad(d, node, inputs):
+    y, g = inputs
+    loc, axis = node.location, node.attrs["axis"]
+    product = d.op("mul", [g, y], loc)
+    total = d.op("reduce_sum", [product], loc, axes=(axis,), keepdims=True)
+    return d.op("sub", [product, d.op("mul", [y, total], loc)], loc)
+
+
+def _softmax_cross_entropy(d, node, inputs):
+    target, logits = inputs
+    loc, axis = node.location, node.attrs["axis"]
+    picked = d.op("mul", [target, d.log_softmax(logits, axis, loc)], loc)
+    return d.op("neg", [d.op("reduce_sum", [picked], loc, axes=(axis,), keepdims=False)], loc)
+
+
+def _softmax_cross_entropy_grad(d, node, inputs):
+    """(softmax * sum(target) - target) * g, as the hand kernel computes it."""
+    target, logits, g = inputs
+    loc, axis = node.location, node.attrs["axis"]
+    mass = d.op("reduce_sum", [target], loc, axes=(axis,), keepdims=True)
+    unit = d.op("sub", [d.op("mul", [d.softmax(logits, axis, loc), mass], loc), target], loc)
+    return d.op("mul", [unit, d.spread(g, axis, loc)], loc)
+
+
+def _l2_normalize(d, node, inputs):
+    x = inputs[0]
+    loc, axes, epsilon = node.location, node.attrs["axes"], node.attrs["epsilon"]
+    squares = d.op("reduce_sum", [d.op("mul", [x, x], loc)], loc, axes=axes, keepdims=True)
+    bounded = d.op("maximum", [squares, d.scalar(epsilon, x, loc)], loc)
+    return d.op("div", [x, d.op("sqrt", [bounded], loc)], loc)
+
+
+def _logsumexp(d, node, inputs):
+    """log(sum(exp(x - m))) + m, m the max with infinities replaced by 0 (TensorFlow's rule)."""
+    x = inputs[0]
+    loc, axes, keepdims = node.location, node.attrs["axes"], node.attrs["keepdims"]
+
+    def finite_peak(keep):
+        peak = d.op("reduce_max", [x], loc, axes=axes, keepdims=keep)
+        finite = d.op("less", [d.op("abs", [peak], loc), d.scalar(np.inf, x, loc)], loc)
+        return d.op("switch", [finite, peak, d.scalar(0, x, loc)], loc)
+
+    exps = d.op("exp", [d.op("sub", [x, finite_peak(True)], loc)], loc)
+    total = d.op("reduce_sum", [exps], loc, axes=axes, keepdims=keepdims)
+    return d.op("add", [d.op("log", [total], loc), finite_peak(keepdims)], loc)
+
+
+def _variance(d, x, axes, keepdims, loc):
+    mean = d.op("reduce_mean", [x], loc, axes=axes, keepdims=True)
+    centered = d.op("sub", [x, mean], loc)
+    squares = d.op("mul", [centered, centered], loc)
+    return d.op("reduce_mean", [squares], loc, axes=axes, keepdims=keepdims)
+
+
+def _reduce_var(d, node, inputs):
+    return _variance(d, inputs[0], node.attrs["axes"], node.attrs["keepdims"], node.location)
+
+
+def _reduce_std(d, node, inputs):
+    variance = _variance(d, inputs[0], node.attrs["axes"], node.attrs["keepdims"],
+                         node.location)
+    return d.op("sqrt", [variance], node.location)
+
+
+def _unreduce(d, node, inputs):
+    """unreduce(g, like) is broadcast_like(g, like) when broadcasting already aligns g's axes."""
+    g, like = inputs
+    axes, keepdims = node.attrs["axes"], node.attrs["keepdims"]
+    leading = axes == tuple(range(len(axes)))
+    if keepdims or g.type.ndim == 0 or leading:
+        return d.op("broadcast_like", [g, like], node.location)
+    return None
+
+
+def _reduced_size(d, node, inputs):
+    """The count read from a graph input's dim (not from an intermediate, a false dependency)."""
+    x = inputs[0]
+    if x in d.graph.inputs:
+        return None
+    axes, dtype = node.attrs["axes"], node.attrs["dtype"]
+    dims = [x.type.shape[a] for a in axes]
+    symbols = [dim for dim in dims if not isinstance(dim, int)]
+    if len(symbols) != 1 or id(symbols[0].root()) not in d.dim_sources:
+        return None
+    source, axis = d.dim_sources[id(symbols[0].root())]
+    count = d.op("reduced_size", [source], node.location, axes=(axis,), dtype=dtype)
+    factor = int(np.prod([dim for dim in dims if isinstance(dim, int)], dtype=np.int64))
+    if factor == 1:
+        return count
+    return d.op("mul", [count, constant(np.asarray(factor, dtype=dtype), location=node.location)],
+                node.location)
+
+
+_RULES = {
+    "softmax": _softmax, "log_softmax": _log_softmax, "softmax_grad": _softmax_grad,
+    "softmax_cross_entropy": _softmax_cross_entropy,
+    "softmax_cross_entropy_grad": _softmax_cross_entropy_grad,
+    "l2_normalize": _l2_normalize, "reduce_logsumexp": _logsumexp,
+    "reduce_var": _reduce_var, "reduce_std": _reduce_std,
+    "unreduce": _unreduce, "reduced_size": _reduced_size,
+}
+_SHAPE_RULES = {"unreduce", "reduced_size"}  # any dtype: they move shapes, not values

@@ -1,0 +1,247 @@
+"""Fusion: maximal regions of elementwise work (with their reductions) become one `fused` node.
+
+A region grows in topological order: a fusible node (ir/ops/fused.py,
+`allowed_in_body`) joins the region of a fusible input, merging the regions
+of all its fusible inputs when it can. A node joins only if no path leaves
+the region and comes back (an outside input that depends on the region
+would make the fused node its own ancestor). Reductions join like any other
+fusible node, so softmax (max, sub, exp, sum, div) and the work that feeds
+and uses it become one region; the elementwise epilogue after a matmul (bias,
+activation) becomes the region that reads the matmul's result.
+
+Each region of two or more computing nodes is outlined into a closed body:
+its outside inputs become body placeholders of exactly their types, small
+constants stay inside, and every member value read outside the region (or
+returned, or stored by an update) becomes an output of the fused node.
+"""
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from ..ir.graph import Graph
+from ..ir.ops.fused import allowed_in_body
+from ..ir.ops.leaf import placeholder
+from ..ir.rewrite import build, clone
+
+MAX_REGION_NODES = 512  # a longer chain is cut into several regions (kernels compile fast)
+INLINE_CONSTANT_ELEMENTS = 64  # larger constants are passed in rather than copied into bodies
+_SEARCH_LIMIT = 4096  # nodes a cycle check visits before it refuses a merge (stays correct)
+_MERGE_SCAN_LIMIT = 512  # members whose inputs a merge of several regions may check
+_FREE_OPS = ("stop_gradient", "broadcast_like")  # no work of their own: a region needs more
+
+
+def fuse_elementwise(graph: Graph) -> Graph:
+    """The graph with each fusible region replaced by one fused node."""
+    regions = _Regions(graph)
+    regions.grow()
+    return _outline(graph, regions.groups())
+
+
+def fusible(node) -> bool:
+    op = node.op
+    return (not op.leaf and op.pure and len(node.outputs) == 1 and allowed_in_body(op))
+
+
+class _Regions:
+    """Union-find of regions over the graph's nodes, grown in topological order."""
+
+    def __init__(self, graph: Graph):
+        self.nodes = graph.nodes
+        self.position = {node: i for i, node in enumerate(self.nodes)}
+        self.parent: dict = {}  # node -> node (union-find over region members)
+        self.members: dict = {}  # region root -> list of member nodes
+        self.first: dict = {}  # region root -> smallest member position
+
+    def find(self, node):
+        root = node
+        while self.parent[root] is not root:
+            root = self.parent[root]
+        while self.parent[node] is not root:
+            self.parent[node], node = root, self.parent[node]
+        return root
+
+    def region(self, node):
+        return self.find(node) if node in self.parent else None
+
+    def grow(self) -> None:
+        for node in self.nodes:
+            if not fusible(node):
+                continue
+            candidates = list(dict.fromkeys(
+                r for r in (self.region(v.node) for v in node.inputs) if r is not None))
+            self._start(node)
+            if not candidates:
+                continue
+            candidates = [r for r in candidates if len(self.members[r]) < MAX_REGION_NODES]
+            if not candidates:
+                continue
+            if len(candidates) > 1 and self._can_merge(node, candidates):
+                joined = candidates
+            else:
+                joined = next(([r] for r in candidates if self._can_merge(node, [r])), [])
+            for root in joined:
+                self._union(root, node)
+
+    def _start(self, node) -> None:
+        self.parent[node] = node
+        self.members[node] = [node]
+        self.first[node] = self.position[node]
+
+    def _union(self, a, b) -> None:
+        a, b = self.find(a), self.find(b)
+        if a is b:
+            return
+        if len(self.members[a]) < len(self.members[b]):
+            a, b = b, a
+        self.parent[b] = a
+        self.members[a].extend(self.members.pop(b))
+        self.first[a] = min(self.first[a], self.first.pop(b))
+
+    def _can_merge(self, node, roots: list) -> bool:
+        """Whether `node` and the regions `roots` form one region without a cycle.
+
+        For one region only `node`'s outside inputs can create a path back
+        (the region's own outside inputs come before `node`); merging several
+        regions checks every member's outside inputs, so it is tried only for
+        regions of modest size (joining one of them is always possible).
+        """
+        targets = set(roots)
+        if len(roots) == 1:
+            members = [node]
+        else:
+            members = [node] + [m for r in roots for m in self.members[r]]
+            if len(members) > _MERGE_SCAN_LIMIT:
+                return False
+        for member in members:
+            for value in member.inputs:
+                producer = value.node
+                if producer.op.leaf or producer is node or self.region(producer) in targets:
+                    continue
+                if self._reaches(producer, targets):
+                    return False
+        return True
+
+    def _reaches(self, start, roots: set) -> bool:
+        """Whether `start` depends on a member of a region in `roots` (bounded search)."""
+        floor = min(self.first[r] for r in roots)
+        stack, seen = [start], {start}
+        while stack:
+            node = stack.pop()
+            if self.position[node] < floor:
+                continue  # everything before the regions' first member cannot depend on them
+            if node in self.parent and self.find(node) in roots:
+                return True
+            if len(seen) > _SEARCH_LIMIT:
+                return True  # too far to tell cheaply: refuse, which is always safe
+            for value in node.inputs:
+                if value.node not in seen:
+                    seen.add(value.node)
+                    stack.append(value.node)
+        return False
+
+    def groups(self) -> list:
+        """Regions worth a fused node (two or more nodes doing work), members in order."""
+        result = []
+        for members in self.members.values():
+            working = [m for m in members if m.op.name not in _FREE_OPS]
+            if len(working) >= 2:
+                result.append(sorted(members, key=self.position.__getitem__))
+        return result
+
+
+# --- outlining ---------------------------------------------------------------------------------
+
+def _outline(graph: Graph, regions: list) -> Graph:
+    """A new graph: each region one fused node, the rest cloned, in a topological order."""
+    region_of = {m: k for k, members in enumerate(regions) for m in members}
+    used = _used_outside(graph, region_of)
+    mapping: dict = {}
+    for unit in _unit_order(graph, region_of, regions):
+        if isinstance(unit, int):
+            _emit_region(regions[unit], used, mapping)
+            continue
+        inputs = tuple(mapping.get(v, v) for v in unit.inputs)
+        if unit.op.leaf or all(a is b for a, b in zip(inputs, unit.inputs)):
+            continue
+        mapping.update(zip(unit.outputs, clone(unit, inputs)))
+    return Graph(graph.inputs, [mapping.get(v, v) for v in graph.outputs],
+                 [(t, mapping.get(v, v)) for t, v in graph.updates], graph.name)
+
+
+def _unit_order(graph: Graph, region_of: dict, regions: list) -> list:
+    """Nodes outside regions and region indices, each after everything it reads (Kahn)."""
+    position = {node: i for i, node in enumerate(graph.nodes)}
+
+    def unit(node):
+        return region_of.get(node, node)
+
+    def key(u):
+        return position[regions[u][0]] if isinstance(u, int) else position[u]
+
+    successors: dict = {}
+    pending: dict = {}
+    for node in graph.nodes:
+        pending.setdefault(unit(node), 0)
+        for value in node.inputs:
+            a, b = unit(value.node), unit(node)
+            if a is b or (isinstance(a, int) and isinstance(b, int) and a == b):
+                continue
+            successors.setdefault(a, []).append(b)
+            pending[b] = pending.get(b, 0) + 1
+    ready = [(key(u), id(u), u) for u, count in pending.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, _, u = heapq.heappop(ready)
+        order.append(u)
+        for v in successors.get(u, ()):
+            pending[v] -= 1
+            if pending[v] == 0:
+                heapq.heappush(ready, (key(v), id(v), v))
+    if len(order) != len(pending):
+        raise AssertionError("fusion made a cycle between regions (a bug in the cycle check)")
+    return order
+
+
+def _inline_constant(value) -> bool:
+    node = value.node
+    return node.op.name == "constant" and np.size(node.attrs["value"]) <= INLINE_CONSTANT_ELEMENTS
+
+
+def _emit_region(members: list, used: set, mapping: dict) -> None:
+    """Outline one region into a fused node; map its members' used values to the node's outputs."""
+    inside = set(members)
+    outside_inputs: dict = {}
+    for member in members:
+        for value in member.inputs:
+            if value.node not in inside and not _inline_constant(value):
+                outside_inputs.setdefault(value, None)
+    outer = [mapping.get(v, v) for v in outside_inputs]
+    params = {v: placeholder(o.type, name=f"in{k}", location=v.location)
+              for k, (v, o) in enumerate(zip(outside_inputs, outer))}
+    results = [m.outputs[0] for m in members if m.outputs[0] in used]
+    body = Graph(list(params.values()), _copy_members(members, params, results), name="fused")
+    root = members[-1]
+    fused = build("fused", outer, {"body": body}, root.location)
+    mapping.update(zip(results, fused))
+
+
+def _copy_members(members: list, params: dict, results: list) -> list:
+    """The members rebuilt on the body's placeholders (in order: linear in the region's size)."""
+    copies = dict(params)
+    for member in members:
+        inputs = [copies.get(v, v) for v in member.inputs]
+        copies.update(zip(member.outputs, clone(member, inputs)))
+    return [copies[v] for v in results]
+
+
+def _used_outside(graph: Graph, region_of: dict) -> set:
+    """Values read outside the region that computes them, returned, or stored by an update."""
+    used = set(graph.outputs) | {v for pair in graph.updates for v in pair}
+    for node in graph.nodes:
+        home = region_of.get(node)
+        used.update(v for v in node.inputs if region_of.get(v.node, home) != home
+                    or (home is None and v.node in region_of))
+    return used
