@@ -164,7 +164,7 @@ def small_integer_power(node: Node, inputs: tuple, facts: Facts):
     x, exponent = inputs
     e = uniform_constant(exponent)
     out = node.outputs[0]
-    if e is None or not same_type(x, out) or x.type.dtype[:1] not in "fiu" or x.type.dtype == "bool":
+    if e is None or not same_type(x, out) or np.dtype(x.type.dtype).kind not in "fiu":
         return None
     floating = x.type.dtype.startswith("float")
     where = node.location

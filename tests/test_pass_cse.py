@@ -64,7 +64,7 @@ def _scan(name: str, body_op: str) -> str:
     %b = placeholder {{name="b", default=none}} : float32[?0,3]
     %n = {body_op} : float32[?0,3]
     return %n
-  }}, num_sequences=1, num_carries=1, reverse=false}} : float32[?0,3], float32[?{len(name) + 5},?0,3]"""
+  }}, num_sequences=1, num_carries=1, reverse=false}} : float32[?0,3], float32[?9,?0,3]"""
 
 
 def test_loop_bodies_compare_by_canonical_text():

@@ -40,12 +40,14 @@ def test_variables_placeholders_and_impure_ops_never_fold():
     unchanged(fold_constants, _graph("""  %v = variable {name="v"} : float32[3]
   %r = neg(%v) : float32[3]
   %p = print_tensor(%x) {message="x"} : float32[?0,3]
-  %q = random_uniform() {shape=(2,), minval=0.0, maxval=1.0, dtype="float32", seed=1} : float32[2]""",
+  %q = random_uniform() {shape=(2,), minval=0.0, maxval=1.0, dtype="float32", seed=1} \
+: float32[2]""",
                                      out="%r, %p, %q"))
 
 
 def test_a_broadcast_of_a_scalar_to_a_big_shape_stays():
-    unchanged(fold_constants, _graph("""  %b = constant {value=dense<float32[1,1]>[[2.0]]} : float32[1,1]
+    unchanged(fold_constants, _graph("""\
+  %b = constant {value=dense<float32[1,1]>[[2.0]]} : float32[1,1]
   %t = tile(%b) {reps=(100, 100)} : float32[100,100]""", out="%t"))
 
 
