@@ -25,7 +25,7 @@ def compile_fused(node, small_on_numpy: bool = True) -> FusedKernel:
     """The LLVM kernel of one fused node, compiled now (raises Unsupported with the reason).
 
     With `small_on_numpy`, calls on few elements run the blocked NumPy kernel
-    (runtime.NUMPY_BELOW)."""
+    (runtime.numpy_is_faster)."""
     region = Region(node.attrs["body"])
     builder = ModuleBuilder()
     builder.request(region, region.expected_variant)
@@ -84,7 +84,7 @@ BACKENDS = ("auto", "llvm", "numpy")
 def lowering_for(backend: str) -> FunctionLowering | None:
     """The kernel_for hook of K.function's `backend`: None for "numpy"; "llvm" compiles
     every fused node it supports at every size; "auto" also lets small calls run on
-    NumPy (runtime.NUMPY_BELOW). Unsupported regions run on NumPy either way, and the
+    NumPy (runtime.numpy_is_faster). Unsupported regions run on NumPy either way, and the
     hook's `decisions` say so."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {list(BACKENDS)}")

@@ -42,8 +42,6 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
                      f"({STATS['compile_seconds']:.3f} s), {STATS['from_disk']} from the disk "
                      f"cache, {STATS['from_memory']} entries from memory")
         if lowering.small_on_numpy:
-            from .runtime import NUMPY_BELOW
-
-            lines.append(f"  calls on fewer than {NUMPY_BELOW} elements per body op run "
-                         "the fused node's NumPy kernel (faster there)")
+            lines.append("  small calls run the fused node's NumPy kernel where its cost model "
+                         "says it is faster (codegen/llvm/runtime.py, numpy_is_faster)")
     return "\n".join(lines)

@@ -30,16 +30,24 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ...ir.errors import located
+from ...threads import capacity, lease, threads_for
 from ...ir.ops.fused import BODY_REDUCTIONS
 from ...ir.shapes import ShapeError, format_shape
 from .kernel import accesses, identity
 from .plan import Unsupported, accumulate_dtype
 
-# Below this many elements (summed over the loop nests) a fused node runs its NumPy
-# kernel when one is given: the native call's fixed cost (argument checks, ctypes,
-# allocation: about 10 us here) is then larger than NumPy's. Measured with
-# benchmarks/bench_llvm_overhead.py (see the README).
-NUMPY_BELOW = 256
+# When a call is small, the blocked NumPy kernel wins: the native call has a fixed cost
+# (argument checks, buffer pointers, ctypes, allocation) that NumPy only matches with
+# enough ops. Cost models in microseconds, from benchmarks/bench_llvm_overhead.py (CPU
+# time per call on the development machine; see the README):
+#   native  LLVM_CALL_US + LLVM_STAGE_US * loop nests        (the loops themselves are free
+#                                                             next to that at these sizes)
+#   NumPy   ops * (NUMPY_OP_US + NUMPY_ELEMENT_US * elements)
+# so a 17-op chain runs natively at every size, a 5-op softmax from about 2000 elements.
+LLVM_CALL_US = 6.0
+LLVM_STAGE_US = 2.0
+NUMPY_OP_US = 1.5
+NUMPY_ELEMENT_US = 0.001
 # Elements (times the body's op count) per thread before a kernel is split.
 WORK_PER_THREAD = 400_000
 _PREPARED_ENTRIES = 64
@@ -50,12 +58,17 @@ _NEST = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
 _pool: ThreadPoolExecutor | None = None
 
 
+def numpy_is_faster(elements: int, ops: int, stages: int) -> bool:
+    """The cost models above: whether NumPy beats the native call on this many elements
+    (summed over the loop nests) of a region of `ops` body ops."""
+    native = LLVM_CALL_US + LLVM_STAGE_US * stages
+    return ops * (NUMPY_OP_US + NUMPY_ELEMENT_US * elements) < native
+
+
 def _executor() -> ThreadPoolExecutor:
     """The persistent helper threads (created once; the budget limits how many work)."""
     global _pool
     if _pool is None:
-        from ...threads import capacity
-
         _pool = ThreadPoolExecutor(max_workers=max(1, capacity() - 1),
                                    thread_name_prefix="graphk-llvm")
     return _pool
@@ -151,9 +164,10 @@ class FusedKernel:
             extents = prepared.extents.ctypes.data
             strides = prepared.strides.ctypes.data
             call = lambda begin, end: function(begin, end, pointers, extents, strides)  # noqa: E731
-        from ...threads import lease, threads_for
-
-        wanted = threads_for(prepared.work, WORK_PER_THREAD) if split > 1 else 1
+        if split <= 1 or prepared.work < 2 * WORK_PER_THREAD:  # no budget query needed
+            call(0, split)
+            return
+        wanted = threads_for(prepared.work, WORK_PER_THREAD)
         if wanted <= 1:
             call(0, split)
             return
@@ -178,7 +192,8 @@ class FusedKernel:
         prepared.scratch = [(shapes[slot.value], slot.dtype,
                              identity(slot.value.node.op.name, slot.value.type.dtype))
                             for slot in plan.slots if slot.kind == "scratch"]
-        if self.small_on_numpy and prepared.work < NUMPY_BELOW * self.ops:
+        if self.small_on_numpy and numpy_is_faster(prepared.work // self.ops, self.ops,
+                                                   len(plan.stages)):
             prepared.variant = "numpy"
             return prepared
         try:
@@ -339,4 +354,4 @@ def _reduction_write_strides(node, slot_strides: list, rank: int) -> list:
     return [0 if a in axes else next(kept) for a in range(rank)]
 
 
-__all__ = ["FusedKernel", "NUMPY_BELOW", "accumulate_dtype"]
+__all__ = ["FusedKernel", "numpy_is_faster", "accumulate_dtype"]
