@@ -159,10 +159,19 @@ def _train(keras, name: str, data, epochs: int) -> dict:
             "cpu_per_epoch": cpu / epochs, "accuracy": accuracy, "epochs": epochs}
 
 
+def _leave_blas_threads_alone() -> None:
+    """graphk as it was before graphk/threads.py: every product on OpenBLAS's own threads."""
+    import numpy as np
+    from graphk.ir.ops import linalg, normalization
+    linalg.blas_matmul = normalization.blas_matmul = np.matmul
+
+
 def child(args) -> None:
     if args.mode in ("pinned", "pinned-busy"):
         os.sched_setaffinity(0, {0})
     keras = _import_keras(args.backend)
+    if args.blas_default:
+        _leave_blas_threads_alone()
     data = _digits()
     for name in args.models.split(","):
         result = _train(keras, name, data, args.epochs or EPOCHS[name])
@@ -208,6 +217,8 @@ def _run_mode(args, mode: str) -> list:
                "--backend", args.backend, "--models", args.models]
     if args.epochs:
         command += ["--epochs", str(args.epochs)]
+    if args.blas_default:
+        command += ["--blas-default"]
     try:
         done = subprocess.run(command, env=environment, capture_output=True, text=True,
                               preexec_fn=lambda: _prioritize(args.nice))
@@ -257,6 +268,9 @@ def main() -> None:
                         help="niceness of the benchmark and its spinner, each in a session of its "
                              "own (-20 as root: other processes on a shared machine barely "
                              "disturb the figures)")
+    parser.add_argument("--blas-default", action="store_true",
+                        help="graphk only: leave BLAS threads to OpenBLAS (graphk before "
+                             "graphk/threads.py), for comparison")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="default", help=argparse.SUPPRESS)
     args = parser.parse_args()
