@@ -7,7 +7,8 @@ Run (pip install -e '.[test,distributed]'):
 
 Options: --model mlp|cnn, --epochs N, --batch-size B (the global batch, split
 evenly over the workers, so every step averages the gradient of the same B
-examples a single process would use), --save PATH (rank 0 writes the model).
+examples a single process would use), --save PATH (rank 0 writes the model;
+--save '' skips it). Batches are not shuffled, so runs repeat exactly.
 
 Every worker starts from rank 0's weights (BroadcastGlobalVariablesCallback),
 averages its gradients with the others' inside Keras' compiled training step
