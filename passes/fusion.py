@@ -124,17 +124,28 @@ class _Regions:
         return True
 
     def _reaches(self, start, roots: set) -> bool:
-        """Whether `start` depends on a member of a region in `roots` (bounded search)."""
+        """Whether `start` depends on a region in `roots` once regions are single nodes.
+
+        A region becomes one node, so reaching any member of another region
+        reaches all of its members' inputs too. Inputs of nodes before the
+        regions' first member are not followed (they cannot depend on them);
+        the search is bounded, refusing when it is too long (always safe).
+        """
         floor = min(self.first[r] for r in roots)
-        stack, seen = [start], {start}
+        stack, seen, expanded = [start], {start}, set()
         while stack:
             node = stack.pop()
-            if self.position[node] < floor:
-                continue  # everything before the regions' first member cannot depend on them
-            if node in self.parent and self.find(node) in roots:
+            region = self.region(node)
+            if region in roots:
                 return True
             if len(seen) > _SEARCH_LIMIT:
-                return True  # too far to tell cheaply: refuse, which is always safe
+                return True
+            if region is not None and region not in expanded:
+                expanded.add(region)
+                stack.extend(m for m in self.members[region] if m not in seen)
+                seen.update(self.members[region])
+            if self.position[node] < floor:
+                continue
             for value in node.inputs:
                 if value.node not in seen:
                     seen.add(value.node)
@@ -155,10 +166,15 @@ class _Regions:
 
 def _outline(graph: Graph, regions: list) -> Graph:
     """A new graph: each region one fused node, the rest cloned, in a topological order."""
-    region_of = {m: k for k, members in enumerate(regions) for m in members}
+    while True:
+        region_of = {m: k for k, members in enumerate(regions) for m in members}
+        order = _unit_order(graph, region_of, regions)
+        if isinstance(order, list):
+            break
+        regions = [r for k, r in enumerate(regions) if k != order]  # undo one region, retry
     used = _used_outside(graph, region_of)
     mapping: dict = {}
-    for unit in _unit_order(graph, region_of, regions):
+    for unit in order:
         if isinstance(unit, int):
             _emit_region(regions[unit], used, mapping)
             continue
@@ -170,8 +186,12 @@ def _outline(graph: Graph, regions: list) -> Graph:
                  [(t, mapping.get(v, v)) for t, v in graph.updates], graph.name)
 
 
-def _unit_order(graph: Graph, region_of: dict, regions: list) -> list:
-    """Nodes outside regions and region indices, each after everything it reads (Kahn)."""
+def _unit_order(graph: Graph, region_of: dict, regions: list) -> list | int:
+    """Nodes outside regions and region indices, each after everything it reads (Kahn).
+
+    If the regions as single nodes would form a cycle (which the bounded
+    checks while growing should prevent), the index of a region on it.
+    """
     position = {node: i for i, node in enumerate(graph.nodes)}
 
     def unit(node):
@@ -201,7 +221,7 @@ def _unit_order(graph: Graph, region_of: dict, regions: list) -> list:
             if pending[v] == 0:
                 heapq.heappush(ready, (key(v), id(v), v))
     if len(order) != len(pending):
-        raise AssertionError("fusion made a cycle between regions (a bug in the cycle check)")
+        return max(u for u, count in pending.items() if count and isinstance(u, int))
     return order
 
 

@@ -299,3 +299,21 @@ def test_the_fused_op_round_trips_with_one_output():
     again = parse(str(fn.ir))
     verify(again)
     assert again == fn.ir
+
+
+def test_merging_regions_never_makes_a_cycle_between_fused_nodes():
+    """a2 joins a1's region reading b2; merging b2's region with b1's (which reads a1 through
+    a matmul) would make the two fused nodes each other's input."""
+    x = K.placeholder((None, 3), name="x")
+    z = K.placeholder((None, 3), name="z")
+    w = K.constant(np.eye(3, dtype=np.float32) * 0.5)
+    a1 = K.exp(x) * 0.5
+    b1 = K.tanh(K.dot(a1, w)) * 2.0
+    b2 = K.sin(z) * 3.0
+    a2 = a1 * b2
+    b3 = b1 + b2
+    xs, zs = np.ones((2, 3), np.float32), np.full((2, 3), 0.5, np.float32)
+    fn = K.function([x, z], [a2, b3])
+    verify(fn.ir)
+    for got, want in zip(fn([xs, zs]), K.function([x, z], [a2, b3], passes="none")([xs, zs])):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
