@@ -51,7 +51,8 @@ def main(rounds: int = 7) -> None:
         print(f"{kind} ({ops} body ops): microseconds per call")
         for rows in (1, 4, 16, 64, 256, 1024):
             x = rng.standard_normal((rows, 16)).astype(np.float32)
-            times = medians(interleave({"llvm": lambda: native(x), "numpy": lambda: numpy(x)},
+            times = medians(interleave({"llvm": lambda k=native, a=x: k(a),
+                                         "numpy": lambda k=numpy, a=x: k(a)},
                                        rounds, repeat=200))
             print(f"  {rows * 16:7d} elements ({rows * 16 * ops:8d} element-ops): "
                   f"llvm {times['llvm'] * 1e3:8.1f}  numpy {times['numpy'] * 1e3:8.1f}")

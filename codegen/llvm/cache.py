@@ -55,7 +55,7 @@ def region_key(body) -> str:
     names: dict = {}
     numbers: dict = {}
     lines = []
-    for i, value in enumerate(body.inputs):
+    for value in body.inputs:
         numbers[value] = len(numbers)
         lines.append(f"in {value.type.dtype}{_dims(value.type.shape, names)}")
     for node in body.nodes:

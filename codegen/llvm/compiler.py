@@ -15,7 +15,8 @@ import threading
 import time
 
 from .cache import MEMORY, disk_cache, kernel_key, region_key
-from .kernel import Emitter, Layout, flat_slots_ok, inner_strides
+from .kernel import Emitter
+from .layout import Layout, flat_slots_ok, inner_strides
 from .plan import Unsupported, make_plan
 from .target import compile_ir, load_object, new_module
 

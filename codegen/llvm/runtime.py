@@ -33,7 +33,8 @@ from ...ir.errors import located
 from ...threads import capacity, lease, threads_for
 from ...ir.ops.fused import BODY_REDUCTIONS
 from ...ir.shapes import ShapeError, format_shape
-from .kernel import accesses, identity
+from .kernel import identity
+from .layout import accesses
 from .plan import Unsupported, accumulate_dtype
 
 # When a call is small, the blocked NumPy kernel wins: the native call has a fixed cost
@@ -182,7 +183,7 @@ class FusedKernel:
     # --- preparation per input pattern ---------------------------------------------------
     def _prepare(self, arrays) -> Prepared:
         shapes = self._shapes(arrays)
-        plan, layout = self.plan, self.region.layout
+        plan = self.plan
         prepared = Prepared()
         extents = [shapes[stage.root] for stage in plan.stages]
         prepared.work = sum(int(np.prod(e, dtype=np.int64)) for e in extents) * self.ops

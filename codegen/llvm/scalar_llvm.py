@@ -70,7 +70,8 @@ class LLVMScalarBuilder(ScalarBuilder):
     def _intrinsic(self, name: str, dtype: str, *args: ir.Value) -> ir.Value:
         """Call llvm.<name> overloaded on the type of the first argument."""
         ty = _REGISTER[dtype]
-        fn = self.module.declare_intrinsic(f"llvm.{name}", [ty], ir.FunctionType(ty, [ty] * len(args)))
+        fnty = ir.FunctionType(ty, [ty] * len(args))
+        fn = self.module.declare_intrinsic(f"llvm.{name}", [ty], fnty)
         return self.b.call(fn, list(args))
 
     def _const(self, number, dtype: str) -> ir.Value:
