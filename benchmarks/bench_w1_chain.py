@@ -1,64 +1,77 @@
-"""W1: the elementwise chain y = tanh(0.5 x + 1) * sigmoid(x) + 0.1 exp(-x*x) - 0.3 |x|
-on 4M float32, graphk (LLVM and NumPy lowerings) against NumPy eager and a memory floor.
+"""W1: the elementwise chain y = tanh(0.5x + 1) sigmoid(x) + 0.1 exp(-x^2) - 0.3 |x| on 4M float32.
 
-    taskset -c 0 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 GRAPHK_NUM_THREADS=1 \\
-        .venv/bin/python benchmarks/bench_w1_chain.py        # one core
-    .venv/bin/python benchmarks/bench_w1_chain.py            # default threads
+Candidates, interleaved in one process (each figure the median of per-round times):
+- numpy eager: the expression written out in NumPy (one full-size temporary per op);
+- numpy blocked: the same by hand in cache-sized blocks with out= buffers (the bound
+  a blocked NumPy lowering can reach);
+- graphk fused: K.function with the default pipeline (one fused node, evaluated by the
+  blocked NumPy lowering);
+- graphk unfused: K.function(passes="none"), one NumPy call per node.
 
-Candidates are timed in interleaved rounds in one process; figures are medians
-over rounds (benchmarks/interleaved.py). The floor is np.copyto of the input
-into a preallocated output (one read and one write of 16 MB: what any
-implementation must at least move). JAX runs in its own venv:
-benchmarks/jax_compare.py.
+Run (pinned, one BLAS thread; and again without taskset for default threads):
+    OPENBLAS_NUM_THREADS=1 taskset -c 0 .venv/bin/python benchmarks/bench_w1_chain.py
 """
-import os
-import sys
-
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from interleaved import interleave, medians  # noqa: E402
+from graphk import backend as K
+from interleaved import interleave, median_ratio, medians
 
-from graphk import backend as K  # noqa: E402
+SIZE = 4 * 1024 * 1024
+BLOCK = 8192
 
-N = 4 * 1024 * 1024
+
+def w1(x):
+    return K.tanh(0.5 * x + 1) * K.sigmoid(x) + 0.1 * K.exp(-x * x) - 0.3 * K.abs(x)
 
 
 def numpy_eager(x):
-    return (np.tanh(0.5 * x + 1) * (1 / (1 + np.exp(-x))) + 0.1 * np.exp(-x * x)
-            - 0.3 * np.abs(x))
+    return np.tanh(0.5 * x + 1) / (1 + np.exp(-x)) + 0.1 * np.exp(-x * x) - 0.3 * np.abs(x)
 
 
-def graphk_function(backend: str):
-    x = K.placeholder((None,), dtype="float32")
-    y = K.tanh(0.5 * x + 1) * K.sigmoid(x) + 0.1 * K.exp(-x * x) - 0.3 * K.abs(x)
-    return K.function([x], [y], backend=backend)
+def numpy_blocked(x, out, t0, t1):
+    for s in range(0, len(x), BLOCK):
+        b, o = x[s:s + BLOCK], out[s:s + BLOCK]
+        a, c = t0[:len(b)], t1[:len(b)]
+        np.multiply(b, 0.5, out=a)
+        a += 1
+        np.tanh(a, out=a)
+        np.negative(b, out=c)
+        np.exp(c, out=c)
+        c += 1
+        np.divide(a, c, out=a)
+        np.multiply(b, b, out=c)
+        np.negative(c, out=c)
+        np.exp(c, out=c)
+        c *= 0.1
+        a += c
+        np.abs(b, out=c)
+        c *= 0.3
+        np.subtract(a, c, out=o)
+    return out
 
 
-def main(rounds: int = 11, repeat: int = 5) -> dict:
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(N).astype(np.float32)
-    out = np.empty_like(x)
-    llvm, numpy = graphk_function("llvm"), graphk_function("numpy")
-    want = numpy_eager(x)
-    for fn in (llvm, numpy):
-        got = fn([x])[0]
-        assert np.allclose(got, want, rtol=1e-5, atol=1e-6), np.abs(got - want).max()
-    candidates = {
-        "numpy eager": lambda: numpy_eager(x),
-        "graphk llvm": lambda: llvm([x]),
-        "graphk numpy": lambda: numpy([x]),
-        "floor (np.copyto)": lambda: np.copyto(out, x),
-    }
-    times = interleave(candidates, rounds, repeat)
-    result = medians(times)
-    eager = result["numpy eager"]
-    threads = os.environ.get("GRAPHK_NUM_THREADS", "default")
-    print(f"W1 chain, {N} float32, threads={threads}, medians of {rounds} rounds")
-    for name, ms in result.items():
-        print(f"  {name:20s} {ms:8.3f} ms   {ms / eager:6.3f}x numpy eager   "
-              f"{ms / result['floor (np.copyto)']:6.2f}x floor")
-    return result
+def main(rounds: int = 15, repeat: int = 3) -> None:
+    x = np.random.default_rng(0).normal(size=SIZE).astype(np.float32)
+    placeholder = K.placeholder((None,), name="x")
+    fused = K.function([placeholder], [w1(placeholder)], name="w1")
+    unfused = K.function([placeholder], [w1(placeholder)], name="w1_unfused", passes="none")
+    fused_ops = [n.op.name for n in fused.ir.nodes if not n.op.leaf]
+    print(f"graphk IR after the pipeline: {fused_ops} "
+          f"({len(unfused.ir.nodes)} nodes unfused, {len(fused.ir.nodes)} fused)")
+    out, t0, t1 = (np.empty(SIZE, np.float32), np.empty(BLOCK, np.float32),
+                   np.empty(BLOCK, np.float32))
+    expected = numpy_eager(x)
+    for got in (fused([x])[0], unfused([x])[0], numpy_blocked(x, out, t0, t1)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    times = interleave({"numpy eager": lambda: numpy_eager(x),
+                        "numpy blocked": lambda: numpy_blocked(x, out, t0, t1),
+                        "graphk fused": lambda: fused([x]),
+                        "graphk unfused": lambda: unfused([x])}, rounds, repeat)
+    for name, ms in medians(times).items():
+        print(f"{name:15s}: {ms:8.3f} ms")
+    for name in ("numpy blocked", "graphk fused", "graphk unfused"):
+        print(f"{name} / numpy eager: {median_ratio(times, name, 'numpy eager'):.2f}x "
+              "(median of rounds)")
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ class _Program:
     def __init__(self):
         self.env = dict(fused_ops.names())
         self.env.update(fused_ops.constants())
-        self.env.update(_empty=np.empty, _array=np.array)
+        self.env.update(_empty=np.empty, _array=np.array, _errstate=np.errstate)
         self.run_lines: list[str] = []
         self.block_lines: list[str] = []
         self.line_nodes: dict = {}  # (function, index) -> node, resolved to line numbers later
@@ -220,6 +220,7 @@ class _Generator:
         self.block_params: list = []  # (name in block, expression passed per block)
         self.block_buffers: list = []  # (name, dtype, block shape)
         self.output_slices: dict = {}  # blocked output value -> its output array's name
+        self.quiet = False  # some op overflows harmlessly: run with overflow warnings off
         self.last_use = self._last_uses()
         self.root_last_use = dict(self.last_use)  # an array lives while any view of it does
         self.buffer_of: dict = {}  # value -> name of the reusable buffer holding it
@@ -263,14 +264,18 @@ class _Generator:
             in_block = value in self.blocked
             self._emit_node(position, node, block if in_block else whole, in_block)
         results = self._results()
-        lines = [f"def run({', '.join(inputs)}):"] + ["    " + l for l in program.run_lines]
+        indent = "        " if self.quiet else "    "
+        lines = [f"def run({', '.join(inputs)}):"]
+        if self.quiet:
+            lines.append("    with _errstate(over='ignore'):")
+        lines += [indent + line for line in program.run_lines]
         line_nodes = {}
         for (where, index), node in program.line_nodes.items():
             if where == "run":
-                line_nodes[index + 2] = node
+                line_nodes[index + len(lines) - len(program.run_lines) + 1] = node
         if self.blocked:
-            lines += ["    " + l for l in self._block_loop()]
-        lines.append(f"    return {results}")
+            lines += [indent + line for line in self._block_loop()]
+        lines.append(f"{indent}return {results}")
         if self.blocked:
             offset = len(lines)
             params = [p for p, _ in self.block_params] + [b for b, _, _ in self.block_buffers]
@@ -324,6 +329,7 @@ class _Generator:
         value = node.outputs[0]
         inputs = [self._input_name(v, in_block) for v in node.inputs]
         emitted = fused_ops.emit(node, inputs, self.shapes)
+        self.quiet = self.quiet or emitted.quiet
         if emitted.kind != "out" and "{kernel}" in emitted.expression:  # the op's own kernel
             kernel = self.program.bind("k", node.op.bound_kernel(node.attrs))
             emitted = fused_ops.Emitted(emitted.expression.format(kernel=kernel), emitted.kind)

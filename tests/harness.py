@@ -43,13 +43,13 @@ def check_static(outputs, results) -> None:
                 assert dim == size, (value.type, array.shape)
 
 
-def run_function(build, arrays, symbolic=True):
-    """build(*placeholders) through K.function; returns (outputs, results)."""
+def run_function(build, arrays, symbolic=True, passes=None):
+    """build(*placeholders) through K.function (with `passes`); returns (outputs, results)."""
     arrays = [np.asarray(a) for a in arrays]
     inputs = placeholders_for(arrays, symbolic)
     outputs = _as_list(build(*inputs))
     verify(Graph(inputs, outputs))
-    results = K.function(inputs, outputs, **BACKEND)(arrays)
+    results = K.function(inputs, outputs, passes=passes, **BACKEND)(arrays)
     check_static(outputs, results)
     return outputs, results
 
@@ -63,9 +63,11 @@ def run_eval(build, arrays):
 
 
 def check_op(build, arrays, expected, rtol=1e-6, atol=1e-6, symbolic=True):
-    """build on both paths (K.function with static and None dims, and K.eval) equals `expected`."""
+    """build on both paths (K.function with static and None dims, and K.eval) equals `expected`,
+    with the whole pass pipeline and with none (passes="none": the graph as written)."""
     expected = [np.asarray(e) for e in _as_list(expected)]
-    variants = [run_function(build, arrays, False)[1], run_eval(build, arrays)]
+    variants = [run_function(build, arrays, False)[1], run_eval(build, arrays),
+                run_function(build, arrays, False, passes="none")[1]]
     if symbolic:
         variants.append(run_function(build, arrays, True)[1])
     for results in variants:
@@ -121,6 +123,11 @@ def check_gradients(build, arrays, wrt=None, symbolic=True, rtol=1e-5, atol=1e-6
         symbolic_grads.append(total)
     present = [g for g in symbolic_grads if g is not None]
     values = K.function(inputs, present, **BACKEND)(arrays) if present else []
+    if present:  # the optimized gradient graph computes what the graph as written does
+        for got, plain in zip(values, K.function(inputs, present, passes="none",
+                                                 **BACKEND)(arrays)):
+            np.testing.assert_allclose(got, plain, rtol=rtol, atol=atol,
+                                       err_msg="gradient with the passes and without")
     values = iter(values)
 
     def as_numpy(current):
