@@ -11,6 +11,7 @@ from ..ir.ops import elementwise as ew
 from ..ir.ops.leaf import Variable, as_value
 from ..ir.shapes import ShapeError, format_shape, same_dim
 from ..ir.source import user_location
+from ..nan_guard import NanGuard, chain
 from ..passes.pipeline import run_pipeline
 from ..passes.report import CompileReport, DumpDirectory
 from ..threads import blas as _blas
@@ -46,7 +47,7 @@ class Function:
     """
 
     def __init__(self, inputs, outputs, updates=None, name=None, backend="numpy", passes=None,
-                 profile=False):
+                 profile=False, nan_guard=False):
         started = time.perf_counter()  # compile_seconds: this whole constructor
         location = user_location()
         if backend not in BACKENDS:
@@ -72,8 +73,8 @@ class Function:
         codegen_started = time.perf_counter()
         self.lowering = _lowering_for(backend)
         self._profiler = _profiler() if profile else None  # None: kernels are called directly
-        self._executable = compile_graph(self.ir, kernel_for=self.lowering, wrap_kernel=(
-            self._profiler.wrap if profile else None))
+        self._executable = compile_graph(self.ir, kernel_for=self.lowering, wrap_kernel=chain(
+            self._profiler.wrap if profile else None, NanGuard().wrap if nan_guard else None))
         if self.lowering is not None:
             self.lowering.finish()  # one LLVM module for every fused node of the function
         self.codegen_seconds = time.perf_counter() - codegen_started
@@ -176,8 +177,10 @@ def function(inputs, outputs, updates=None, name=None, **kwargs) -> Function:
         name: an optional name (shown in the IR and in errors).
         **kwargs: graphk's own keywords: backend (the lowering, one of
             BACKENDS), passes (None, "none" or "-name,..." to switch passes
-            off) and profile (True: time every kernel call; fn.profile() prints
-            the table).
+            off), profile (True: time every kernel call; fn.profile() prints
+            the table) and nan_guard (True: raise NonFiniteError at the first op,
+            or the first op inside a fused kernel, whose result holds NaN or Inf,
+            naming it and its source line; graphk/nan_guard.py).
 
     Returns:
         A Function: call it with a list of arrays; it returns a list of NumPy
@@ -191,7 +194,7 @@ def function(inputs, outputs, updates=None, name=None, **kwargs) -> Function:
         >>> f([np.ones((3, 2))])
         [array([2., 2., 2.], dtype=float32)]
     """
-    allowed = {"backend", "passes", "profile"}
+    allowed = {"backend", "passes", "profile", "nan_guard"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ValueError(f"K.function: unknown keyword argument(s) {unknown}; "
