@@ -6,7 +6,11 @@ updates. Runs are interleaved in one process; each figure is the median of
 per-round times. Also reports graphk's step time over its forward-only time
 (the cheap-gradient principle says about 3 or less).
 
-Run: python benchmarks/bench_mlp_step.py
+Also times the step compiled with passes="none" (the graph as written, one NumPy call per
+node) and prints the node counts before and after the pipeline.
+
+Run (pinned, one BLAS thread; and again without taskset for default threads):
+    OPENBLAS_NUM_THREADS=1 taskset -c 0 .venv/bin/python benchmarks/bench_mlp_step.py
 """
 
 import numpy as np
@@ -25,7 +29,7 @@ def initial_params(rng):
     return params
 
 
-def graphk_functions(values):
+def graphk_functions(values, passes=None):
     x = K.placeholder((None, SIZES[0]), name="x")
     y = K.placeholder((None, SIZES[-1]), name="y")
     params = [K.variable(v) for v in values]
@@ -37,8 +41,9 @@ def graphk_functions(values):
     loss = K.mean(K.categorical_crossentropy(y, h, from_logits=True))
     grads = K.gradients(loss, params)
     step = K.function([x, y], [loss], updates=[K.update_sub(p, LR * g)
-                                              for p, g in zip(params, grads)], name="sgd_step")
-    forward = K.function([x, y], [loss], name="forward")
+                                              for p, g in zip(params, grads)], name="sgd_step",
+                      passes=passes)
+    forward = K.function([x, y], [loss], name="forward", passes=passes)
     return step, forward
 
 
@@ -68,16 +73,24 @@ def main(rounds: int = 21, repeat: int = 10) -> None:
     y = np.eye(SIZES[-1], dtype=np.float32)[rng.integers(0, SIZES[-1], BATCH)]
     values = initial_params(rng)
     step, forward = graphk_functions([v.copy() for v in values])
+    unfused, _ = graphk_functions([v.copy() for v in values], passes="none")
+    print(f"SGD step IR: {len(unfused.ir.nodes)} nodes as written, {len(step.ir.nodes)} after "
+          f"the pipeline ({sum(n.op.name == 'fused' for n in step.ir.nodes)} fused)")
     numpy_params = [v.copy() for v in values]
     # Same start, same data: the losses must agree before we time anything.
-    assert np.isclose(float(step([x, y])[0]), numpy_step(x, y, numpy_params), rtol=1e-4)
+    first = numpy_step(x, y, numpy_params)
+    assert np.isclose(float(step([x, y])[0]), first, rtol=1e-4)
+    assert np.isclose(float(unfused([x, y])[0]), first, rtol=1e-4)
     times = interleave({"numpy step": lambda: numpy_step(x, y, numpy_params),
                         "graphk step": lambda: step([x, y]),
+                        "graphk unfused": lambda: unfused([x, y]),
                         "graphk forward": lambda: forward([x, y])}, rounds, repeat)
     for name, ms in medians(times).items():
         print(f"{name:15s}: {ms:.3f} ms")
     print(f"graphk step / numpy step  : {median_ratio(times, 'graphk step', 'numpy step'):.2f}x "
           "(median of rounds)")
+    print(f"unfused step / numpy step : "
+          f"{median_ratio(times, 'graphk unfused', 'numpy step'):.2f}x (passes=\"none\")")
     print(f"graphk step / its forward : {median_ratio(times, 'graphk step', 'graphk forward'):.2f}x"
           " (median of rounds)")
 
