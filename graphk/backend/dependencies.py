@@ -2,10 +2,11 @@
 
 In TensorFlow, evaluating a tensor built under `control_dependencies([update])`
 runs the update. graphk graphs are pure, so K.control_dependencies makes ops
-built inside read each updated variable's new value (by substitution) and marks
-that new value with the block's updates. Any K.function or K.eval whose
-outputs are computed from a marked value applies those updates, exactly once
-even when they are listed in `updates` too. Keras 2.3.1's stateful metrics
+built inside read each updated variable's new value (by substitution, through
+a copy of that value made for the block) and marks that copy with the block's
+updates. Any K.function or K.eval whose outputs are computed from a marked
+value applies those updates, exactly once even when they are listed in
+`updates` too. Keras 2.3.1's stateful metrics
 (Mean, Sum, Accuracy, Precision, ...) rely on this: `K.eval(metric(y_true,
 y_pred))` must accumulate into the metric's variables.
 
@@ -19,7 +20,8 @@ _marked_any = False  # spares the graph walk for programs that never use control
 
 
 def mark(value, updates) -> None:
-    """Record that evaluating `value` (an update's new value) must apply `updates`."""
+    """Record that evaluating `value` (the block's copy of an update's new value) must
+    apply `updates`."""
     global _marked_any
     known = getattr(value, _MARK, ())
     setattr(value, _MARK, known + tuple(u for u in updates if all(u is not k for k in known)))
