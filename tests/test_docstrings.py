@@ -2,11 +2,13 @@
 
 Keras style: a summary line, an `Arguments:` section naming every parameter, a
 `Returns:` section (except for the procedures below, which return nothing), and
-an `Example:` where it helps (not checked).
+an `Example:` where it helps; every example runs as written (doctest).
 """
+import doctest
 import inspect
 import pydoc
 import re
+import sys
 import types
 
 import pytest
@@ -81,3 +83,26 @@ def test_public_name_has_a_keras_style_docstring(name):
                 f"K.{name}: argument {parameter!r} is not described"
     if name not in PROCEDURES:
         assert "Returns" in sections, f"K.{name}: no Returns section"
+
+
+def _examples():
+    """Every docstring example of graphk.backend's modules (K and np in scope)."""
+    import numpy as np
+
+    finder = doctest.DocTestFinder()
+    modules = {getattr(K, name).__module__ for name in K.__all__
+               if getattr(getattr(K, name), "__module__", "").startswith("graphk.")}
+    for module_name in sorted(modules | {"graphk.backend"}):
+        module = sys.modules[module_name]
+        for test in finder.find(module, globs={"K": K, "np": np}):
+            if test.examples:
+                yield test
+
+
+@pytest.mark.parametrize("example", list(_examples()), ids=lambda t: t.name)
+def test_docstring_examples_run_as_written(example):
+    K.clear_session()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    report = []
+    result = runner.run(example, out=report.append)
+    assert result.failed == 0, "".join(report)

@@ -54,7 +54,8 @@ def stop_gradient(variables):
 
     Example:
         >>> x = K.variable(3.0)
-        >>> K.gradients(x * K.stop_gradient(x), [x])[0]   # d/dx of x * c: c
+        >>> K.eval(K.gradients(x * K.stop_gradient(x), [x])[0])  # d(x * c)/dx = c
+        np.float32(3.0)
     """
     if isinstance(variables, (list, tuple)):
         return [control.stop_gradient(v) for v in variables]

@@ -150,8 +150,9 @@ def clip(x, min_value, max_value):
     return ew.clip(x, as_value(low, like=x), as_value(high, like=x))
 
 
-def _binary(op, summary: str, returns: str, example: str):
-    """A Keras two-argument elementwise function of `op`, y converted beside x."""
+def _binary(op, summary: str, returns: str, call: str, result: str):
+    """A Keras two-argument elementwise function of `op`, y converted beside x; `call` and
+    `result` make its docstring's example."""
     def elementwise(x, y):
         x = _as_tensor(x)
         return op(x, as_value(y, like=x))
@@ -166,30 +167,30 @@ def _binary(op, summary: str, returns: str, example: str):
         {returns}
 
     Example:
-        {example}
+        >>> K.eval({call})
+        {result}
     """
     return elementwise
 
 
 _BOOL = "A bool tensor of the broadcast shape."
+_SAME = "A tensor of the broadcast shape, in x's dtype."
 equal = _binary(ew.equal, "Elementwise x == y.", _BOOL,
-                ">>> K.eval(K.equal(K.constant([1, 2]), 2))  # array([False,  True])")
+                "K.equal(K.constant([1, 2]), 2)", "array([False,  True])")
 not_equal = _binary(ew.not_equal, "Elementwise x != y.", _BOOL,
-                    ">>> K.eval(K.not_equal(K.constant([1, 2]), 2))  # array([ True, False])")
+                    "K.not_equal(K.constant([1, 2]), 2)", "array([ True, False])")
 greater = _binary(ew.greater, "Elementwise x > y.", _BOOL,
-                  ">>> K.eval(K.greater(K.constant([1, 2]), 1))  # array([False,  True])")
+                  "K.greater(K.constant([1, 2]), 1)", "array([False,  True])")
 greater_equal = _binary(ew.greater_equal, "Elementwise x >= y.", _BOOL,
-                        ">>> K.eval(K.greater_equal(K.constant([1, 2]), 2))  # [False, True]")
+                        "K.greater_equal(K.constant([1, 2]), 2)", "array([False,  True])")
 less = _binary(ew.less, "Elementwise x < y.", _BOOL,
-               ">>> K.eval(K.less(K.constant([1, 2]), 2))  # array([ True, False])")
+               "K.less(K.constant([1, 2]), 2)", "array([ True, False])")
 less_equal = _binary(ew.less_equal, "Elementwise x <= y.", _BOOL,
-                     ">>> K.eval(K.less_equal(K.constant([1, 2]), 1))  # [ True, False]")
-maximum = _binary(ew.maximum, "Elementwise maximum of x and y (NaN if either is NaN).",
-                  "A tensor of the broadcast shape, in x's dtype.",
-                  ">>> K.eval(K.maximum(K.constant([1, 5]), 3))  # array([3., 5.])")
-minimum = _binary(ew.minimum, "Elementwise minimum of x and y (NaN if either is NaN).",
-                  "A tensor of the broadcast shape, in x's dtype.",
-                  ">>> K.eval(K.minimum(K.constant([1, 5]), 3))  # array([1., 3.])")
+                     "K.less_equal(K.constant([1, 2]), 1)", "array([ True, False])")
+maximum = _binary(ew.maximum, "Elementwise maximum of x and y (NaN if either is NaN).", _SAME,
+                  "K.maximum(K.constant([1, 5]), 3)", "array([3., 5.], dtype=float32)")
+minimum = _binary(ew.minimum, "Elementwise minimum of x and y (NaN if either is NaN).", _SAME,
+                  "K.minimum(K.constant([1, 5]), 3)", "array([1., 3.], dtype=float32)")
 
 
 def sin(x):
