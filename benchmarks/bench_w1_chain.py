@@ -6,7 +6,10 @@ Candidates, interleaved in one process (each figure the median of per-round time
   a blocked NumPy lowering can reach);
 - graphk fused: K.function with the default pipeline (one fused node, evaluated by the
   blocked NumPy lowering);
-- graphk unfused: K.function(passes="none"), one NumPy call per node.
+- graphk unfused: K.function(passes="none"), one NumPy call per node;
+- graphk llvm: K.function(backend="llvm"), the fused node as one LLVM loop (codegen/llvm);
+- floor: np.copyto of x into a preallocated output, the memory traffic any
+  implementation needs (read 16 MB, write 16 MB).
 
 Run (pinned, one BLAS thread; and again without taskset for default threads):
     OPENBLAS_NUM_THREADS=1 taskset -c 0 .venv/bin/python benchmarks/bench_w1_chain.py
@@ -55,23 +58,28 @@ def main(rounds: int = 15, repeat: int = 3) -> None:
     placeholder = K.placeholder((None,), name="x")
     fused = K.function([placeholder], [w1(placeholder)], name="w1")
     unfused = K.function([placeholder], [w1(placeholder)], name="w1_unfused", passes="none")
+    llvm = K.function([placeholder], [w1(placeholder)], name="w1_llvm", backend="llvm")
     fused_ops = [n.op.name for n in fused.ir.nodes if not n.op.leaf]
     print(f"graphk IR after the pipeline: {fused_ops} "
           f"({len(unfused.ir.nodes)} nodes unfused, {len(fused.ir.nodes)} fused)")
     out, t0, t1 = (np.empty(SIZE, np.float32), np.empty(BLOCK, np.float32),
                    np.empty(BLOCK, np.float32))
     expected = numpy_eager(x)
-    for got in (fused([x])[0], unfused([x])[0], numpy_blocked(x, out, t0, t1)):
+    floor_out = np.empty_like(x)
+    for got in (fused([x])[0], unfused([x])[0], numpy_blocked(x, out, t0, t1), llvm([x])[0]):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     times = interleave({"numpy eager": lambda: numpy_eager(x),
                         "numpy blocked": lambda: numpy_blocked(x, out, t0, t1),
                         "graphk fused": lambda: fused([x]),
-                        "graphk unfused": lambda: unfused([x])}, rounds, repeat)
+                        "graphk unfused": lambda: unfused([x]),
+                        "graphk llvm": lambda: llvm([x]),
+                        "floor": lambda: np.copyto(floor_out, x)}, rounds, repeat)
     for name, ms in medians(times).items():
         print(f"{name:15s}: {ms:8.3f} ms")
-    for name in ("numpy blocked", "graphk fused", "graphk unfused"):
+    for name in ("numpy blocked", "graphk fused", "graphk unfused", "graphk llvm", "floor"):
         print(f"{name} / numpy eager: {median_ratio(times, name, 'numpy eager'):.2f}x "
               "(median of rounds)")
+    print(f"graphk llvm / floor: {median_ratio(times, 'graphk llvm', 'floor'):.2f}x")
 
 
 if __name__ == "__main__":
