@@ -49,6 +49,9 @@ class FusedKernel:
         self.sources: dict = {}  # input shapes -> the generated program, for reading
         self.filename = _FILENAME.format(id=next(_counter))
         self.line_nodes: dict = {}  # plan file name -> {line: body node}
+        # Indices of inputs whose arrays the caller no longer needs (set by the NumPy
+        # lowering's memory plan): the body may reuse them for its values and outputs.
+        self.donate: frozenset = frozenset()
 
     def __call__(self, *arrays):
         key = tuple(a.shape for a in arrays)
@@ -62,7 +65,8 @@ class FusedKernel:
 
     def _compile(self, key):
         shapes = runtime_shapes(self.body, key)
-        source, env, line_nodes = generate(self.body, shapes, choose_blocking(self.body, shapes))
+        source, env, line_nodes = generate(self.body, shapes, choose_blocking(self.body, shapes),
+                                           self.donate)
         filename = f"{self.filename} plan {len(self.line_nodes)}"
         exec(compile(source, filename, "exec"), env)
         self.line_nodes[filename] = line_nodes
@@ -204,14 +208,18 @@ class _Buffers:
         self.free.setdefault((dtype, shape), []).append(name)
 
 
-def generate(body, shapes: dict, blocking) -> tuple:
-    """(source, globals, line -> body node) of the program evaluating `body` for `shapes`."""
-    return _Generator(body, shapes, blocking).source()
+def generate(body, shapes: dict, blocking, donate=frozenset()) -> tuple:
+    """(source, globals, line -> body node) of the program evaluating `body` for `shapes`;
+    `donate` holds indices of inputs whose arrays the body may overwrite once it has read them."""
+    return _Generator(body, shapes, blocking, donate).source()
 
 
 class _Generator:
-    def __init__(self, body, shapes: dict, blocking):
+    def __init__(self, body, shapes: dict, blocking, donate):
         self.body, self.shapes = body, shapes
+        self.donors = [body.inputs[i] for i in sorted(donate)
+                       if body.inputs[i] not in body.outputs]
+        self.donated: dict = {}  # blocked output -> the input whose array it is written into
         self.blocked, self.per_block, self.rows = blocking or (set(), 0, 0)
         self.program = _Program()
         self.names: dict = {}  # value -> expression, in the function that computes it
@@ -250,7 +258,7 @@ class _Generator:
         for value, name in zip(self.body.inputs, inputs):
             self.names[value] = name
             self.root[value] = value
-        self._allocate_blocked_outputs()
+        self._name_blocked_outputs()
         whole = _Buffers(self._whole_buffer)
         block = _Buffers(self._block_buffer)
         for position, node in enumerate(self.body.nodes):
@@ -263,6 +271,7 @@ class _Generator:
                 continue
             in_block = value in self.blocked
             self._emit_node(position, node, block if in_block else whole, in_block)
+        self._allocate_blocked_outputs()
         results = self._results()
         indent = "        " if self.quiet else "    "
         lines = [f"def run({', '.join(inputs)}):"]
@@ -302,14 +311,59 @@ class _Generator:
         self.block_buffers.append((name, dtype, (self.per_block,) + shape[1:]))
         return name
 
-    def _allocate_blocked_outputs(self) -> None:
+    def _name_blocked_outputs(self) -> None:
         for k, value in enumerate(self.body.outputs):
             if value in self.blocked and value not in self.output_slices \
                     and value.node.op.name != "placeholder":
-                name = f"o{k}"
-                self._emit("run", f"{name} = _empty({self.shapes[value]!r}, "
-                                  f"_dt_{value.type.dtype})")
-                self.output_slices[value] = name
+                self.output_slices[value] = f"o{k}"
+
+    def _allocate_blocked_outputs(self) -> None:
+        """After the hoisted lines, before the loop: each blocked output's array."""
+        for value, name in self.output_slices.items():
+            self._emit("run", f"{name} = {self._new_array(value)}")
+
+    def _new_array(self, value) -> str:
+        """An expression for a fresh array for `value`, or its donor input's when usable."""
+        fresh = f"_empty({self.shapes[value]!r}, _dt_{value.type.dtype})"
+        donor = self.donated.get(value)
+        return fresh if donor is None else self._guarded(donor)
+
+    def _may_donate(self, position: int, node, emitted) -> None:
+        """A blocked output may be written into a donor input's array: same shape and dtype,
+        and nothing reads the donor after the output's node (that node itself only as a
+        single in-place ufunc)."""
+        value = node.outputs[0]
+        if value not in self.output_slices or emitted.kind != "out":
+            return
+        for donor in self.donors:
+            if donor in self.donated.values() or self.shapes[donor] != self.shapes[value] \
+                    or donor.type.dtype != value.type.dtype:
+                continue
+            if self.root_last_use.get(donor, -1) > position:
+                continue
+            if donor in node.inputs and not emitted.inplace:
+                continue
+            self.donated[value] = donor
+            return
+
+    def _dead_donors(self, position: int, node) -> list:
+        """Donor inputs of a whole-evaluated node read for the last time here: their arrays
+        join the buffer pool (guarded: a read-only or other-dtype array is not reused)."""
+        dead = []
+        for donor in self.donors:
+            if donor in node.inputs and donor not in self.buffer_of and \
+                    donor not in self.used_in_block and donor not in self.donated.values() \
+                    and self.root_last_use.get(donor, -1) <= position:
+                guard = f"g{self.body.inputs.index(donor)}"
+                self._emit("run", f"{guard} = {self._guarded(donor)}")
+                self.buffer_of[donor] = guard
+                dead.append(donor)
+        return dead
+
+    def _guarded(self, donor) -> str:
+        name, dtype = self.names[donor], donor.type.dtype
+        return (f"{name} if {name}.flags.writeable and {name}.dtype == _dt_{dtype} "
+                f"else _empty({self.shapes[donor]!r}, _dt_{dtype})")
 
     def _input_name(self, value, in_block: bool) -> str:
         """`value` as the function computing a node sees it (block parameters for the block)."""
@@ -345,7 +399,10 @@ class _Generator:
             self.root[value] = value
             self.owned.add(value)
         else:
+            self._may_donate(position, node, emitted)
             dying = [v for v in node.inputs if self._releasable(v, position, in_block)]
+            if not in_block:
+                dying += self._dead_donors(position, node)
             if emitted.inplace:
                 self._release(dying, buffers)
             name = self._destination(value, buffers, in_block)

@@ -16,7 +16,8 @@ from ..ir.dtypes import can_feed, numpy_dtype
 from ..ir.errors import FeedError, located
 from ..ir.graph import Graph
 from ..ir.shapes import format_shape
-from .fused_numpy import compile_fused
+from .fused_numpy import FusedKernel, compile_fused
+from .memory_plan import donations
 
 _FILENAME = "<graphk {name}>"
 
@@ -261,6 +262,7 @@ def _emit_nodes(program: _Program) -> None:
     fed = set(graph.inputs)
     frees = _last_uses(graph)
     used = _used_values(graph)
+    donated = donations(graph, frees)  # dead inputs fused kernels may write outputs into
     for position, node in enumerate(graph.nodes):
         op = node.op
         if op.leaf:
@@ -271,6 +273,8 @@ def _emit_nodes(program: _Program) -> None:
         for value, name in zip(node.outputs, outputs):
             program.names[value] = name
         bound = _kernel(program, node, used)
+        if node in donated and isinstance(bound, FusedKernel):
+            bound.donate = frozenset(donated[node].values())
         if program.wrap_kernel is not None:  # profiled functions only
             bound = program.wrap_kernel(node, bound)
         kernel = program.bind(f"k_{op.name}_", bound)
