@@ -182,3 +182,30 @@ def test_unsupported_region_runs_on_numpy_and_says_why():
 def test_host_target_reports_its_vector_width():
     assert target.vector_bits() in (128, 256, 512)
     assert target.host_cpu()[0] in target.host_key()
+
+
+def test_threads_split_rows_and_flat_ranges(monkeypatch):
+    """With a budget of 3 and a tiny per-thread work, kernels split over threads; every
+    split point (rows of a shared loop, ranges of a flat loop) gives NumPy's result."""
+    import graphk.threads as threads
+    from graphk.codegen.llvm import runtime
+
+    monkeypatch.setattr(runtime, "WORK_PER_THREAD", 10)
+    threads.set_num_threads(3)
+    try:
+        softmax_x = placeholder(TensorType("float64", (SymDim(), 5)))
+        from graphk.ir.ops.reduce import reduce_max
+
+        e = ew.exp(ew.sub(softmax_x, reduce_max(softmax_x, (1,), keepdims=True)))
+        body = Graph([softmax_x], [ew.div(e, reduce_sum(e, (1,), keepdims=True))], name="fused")
+        k = compile_fused(fused([softmax_x], body)[0].node, small_on_numpy=False)
+        chain_body, chain_node = _broadcast_region(4.5)
+        chain = compile_fused(chain_node, small_on_numpy=False)
+        rng = np.random.default_rng(5)
+        for rows in (1, 2, 3, 7, 1001):
+            x = rng.standard_normal((rows, 5))
+            np.testing.assert_allclose(k(x), evaluate_body(body, [x])[0], rtol=1e-13)
+            a = rng.standard_normal((rows, 4)).astype(np.float32)
+            np.testing.assert_array_equal(chain(a, a), a * a + np.float32(4.5))
+    finally:
+        threads.set_num_threads(None)
