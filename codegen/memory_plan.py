@@ -104,3 +104,26 @@ def _bytes(value, sizes: dict, unknown: dict) -> int:
                 size = 1
             count *= size
     return math.prod((count, np.dtype(value.type.dtype).itemsize))
+
+
+def memory_section(fn) -> str | None:
+    """fn.report()'s memory lines: peak intermediate bytes of one call of the compiled IR."""
+    graph = getattr(fn, "ir", None)
+    if graph is None:
+        return None
+    peak, unknown = peak_intermediate_bytes(graph)
+    where = f" (taking {', '.join(unknown)} as 1)" if unknown else ""
+    donated = sum(len(d) for d in donations(graph, _frees_of(graph)).values())
+    return (f"memory: peak intermediate bytes {peak:,}{where}; "
+            f"{donated} dead input(s) reused by fused kernels")
+
+
+def _frees_of(graph: Graph) -> dict:
+    last: dict = {}
+    for position, node in enumerate(graph.nodes):
+        for value in node.inputs:
+            last[value] = position
+    end = len(graph.nodes)
+    for value in list(graph.outputs) + [v for pair in graph.updates for v in pair]:
+        last[value] = end
+    return _frees(graph, last, end)

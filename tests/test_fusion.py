@@ -234,7 +234,7 @@ def test_non_contiguous_inputs():
 def test_blocked_evaluation_with_a_reduction_tail_block_and_several_outputs():
     """Large enough to be split into blocks (rows not a multiple of the block)."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(3001, 37)).astype(np.float32)
+    x = rng.normal(size=(8001, 37)).astype(np.float32)
     w = rng.normal(size=(37,)).astype(np.float32)
 
     def build(x, w):

@@ -68,6 +68,7 @@ class Function:
         # A dump path that is a file fails here, before any work (passes/report.py).
         self._report = CompileReport(self.name, graph, DumpDirectory.from_environment(self.name))
         self._report.sections.append(_lowering_section)  # which lowering ran each node
+        self._report.sections.append(_memory_section)  # peak intermediate bytes
         self.ir = run_pipeline(graph, passes, trace=self._report.trace)
         # backend: which lowering runs fused nodes (codegen/llvm: lowering_for says how)
         codegen_started = time.perf_counter()
@@ -152,6 +153,12 @@ def _lowering_section(fn):
     from ..codegen.llvm.report import lowering_section
 
     return lowering_section(fn)
+
+
+def _memory_section(fn):
+    from ..codegen.memory_plan import memory_section
+
+    return memory_section(fn)
 
 
 def _lowering_for(backend: str):
