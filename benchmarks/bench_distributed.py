@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +60,12 @@ def step_times(rounds: int) -> dict:
         gd.broadcast_variables(model.weights)
         gradient_mb = model.count_params() * 4 / 2**20
         gradients = np.ones(model.count_params(), np.float32)
-        allreduce_ms = round_ms(lambda: gd.allreduce_arrays([gradients]), rounds, 20,
-                                 gd.barrier)
+        allreduce_ms = round_ms(partial(gd.allreduce_arrays, [gradients]), rounds, 20,
+                                gd.barrier)
         for scaling, batch in (("weak", 64), ("strong", 64 // size)):
             xb, yb = x[:batch], y[:batch]
             model.train_on_batch(xb, yb)  # compile outside the timing
-            ms = round_ms(lambda: model.train_on_batch(xb, yb), rounds, 20, gd.barrier)
+            ms = round_ms(partial(model.train_on_batch, xb, yb), rounds, 20, gd.barrier)
             results[f"{kind} step, {scaling} scaling"] = {
                 "ms": ms, "examples_per_s": batch * size / ms * 1e3, "gradient_mb": gradient_mb,
                 "batch": batch, "allreduce_ms": allreduce_ms}
@@ -79,9 +80,9 @@ def allreduce_times(rounds: int) -> dict:
         data = np.ones(mb * 2**20 // 4, np.float32)
         target = np.empty_like(data)
         candidates = {
-            "kernel": lambda: gd.allreduce_arrays([data], "sum"),
-            "mpi": lambda: transport.allreduce(target, None, "bench"),
-            "copyto": lambda: np.copyto(target, data),
+            "kernel": partial(gd.allreduce_arrays, [data], "sum"),
+            "mpi": partial(transport.allreduce, target, None, "bench"),
+            "copyto": partial(np.copyto, target, data),
         }
         repeat = max(1, 16 // mb)
         for name, fn in candidates.items():

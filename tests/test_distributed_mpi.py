@@ -191,7 +191,7 @@ def trained(tmp_path_factory):
 
 def test_allreduce_of_every_dtype_and_shape_including_empty(trained):
     arrays = [base(s, d) for d in DTYPES for s in SHAPES]
-    for rank, out in enumerate(trained):
+    for out in trained:
         for k, a in enumerate(arrays):
             for key in (f"sum{k}", f"eager_sum{k}"):
                 assert out[key].dtype == a.dtype and out[key].shape == a.shape, key
