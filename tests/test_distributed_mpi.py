@@ -129,12 +129,14 @@ def collectives(rank: int) -> dict:
 
 
 def run_worker(scenario: str, outdir: str) -> None:
+    import graphk
     import graphk.distributed as gd
 
     gd.init()
     rank = gd.rank()
     if scenario == "train":
         out = collectives(rank)
+        out["threads"] = graphk.get_num_threads()
         x, y = digits()
         xs, ys = shard(x, rank, gd.size()), shard(y, rank, gd.size())
         for k, w in enumerate(sgd_weights(xs, ys, GLOBAL_BATCH // gd.size())):
@@ -172,6 +174,7 @@ def _mpiexec() -> str:
 def launch(scenario: str, outdir, timeout: float = 90, **env) -> subprocess.CompletedProcess:
     environment = dict(os.environ, OMP_NUM_THREADS="1", KERAS_BACKEND="graphk.backend",
                        KERAS_HOME=str(outdir), **env)
+    environment.pop("GRAPHK_NUM_THREADS", None)  # gd.init() shares the cores out itself
     command = [_mpiexec(), "-n", "2", sys.executable, str(HERE), scenario, str(outdir)]
     try:
         return subprocess.run(command, env=environment, capture_output=True, text=True,
@@ -212,6 +215,13 @@ def test_broadcast_and_reduce_to_root(trained):
             np.testing.assert_array_equal(got, a)
         expected = np.arange(3.0) * 3 if rank == 1 else np.zeros(3)
         np.testing.assert_array_equal(out["to_root"], expected)
+
+
+def test_workers_on_one_machine_share_its_cores(trained):
+    from graphk import threads
+
+    for out in trained:
+        assert out["threads"] == max(1, threads.capacity() // 2)
 
 
 def test_gradients_of_collectives_are_collectives_of_cotangents(trained):

@@ -18,6 +18,7 @@ is a single worker (size 1) and the collectives are copies.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from ..ir.graph import Value
@@ -58,6 +59,18 @@ def init(timeout: float | None = None, quiet: bool = False) -> None:
     collective.install_transport(transport)
     if transport.size > 1:
         mpi.install_abort_on_exception(transport)
+    _share_cores(_state["local_size"])
+
+
+def _share_cores(workers_here: int) -> None:
+    """Each of the workers on this machine gets its share of the cores for BLAS and graphk's
+    pools (unless GRAPHK_NUM_THREADS says otherwise): several workers each starting a thread
+    per core would fight over the cores, and every step waits for the slowest worker."""
+    if workers_here <= 1 or os.environ.get("GRAPHK_NUM_THREADS"):
+        return
+    from .. import threads
+
+    threads.set_num_threads(max(1, threads.capacity() // workers_here))
 
 
 def _transport():
