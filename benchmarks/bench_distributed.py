@@ -12,7 +12,8 @@ one buffer, MPI in place, views out) and MPI alone; "bus" bandwidth is that time
 2(N-1)/N, what a ring allreduce moves per worker, comparable to np.copyto's
 bytes/s of the same size (read + write, one core). Figures are medians over
 interleaved rounds (--statistic min: the fastest round, steadier on a busy
-machine), timed on rank 0 after a barrier.
+machine), timed on rank 0 after a barrier. Every worker runs BLAS on one thread
+(OMP_NUM_THREADS=1), so 1 and 2 workers compare core for core.
 """
 import argparse
 import json
