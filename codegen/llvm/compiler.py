@@ -142,7 +142,12 @@ class ModuleBuilder:
         if not texts:
             return None
         start = time.perf_counter()
-        obj = compile_ir(texts)
+        try:
+            obj = compile_ir(texts)
+        except RuntimeError as error:  # LLVM rejected the module: a bug here, named in the report
+            for key in unique:
+                failed.setdefault(key, f"LLVM could not compile the module: {error}")
+            return None
         STATS["compile_seconds"] += time.perf_counter() - start
         STATS["compiled"] += 1
         return obj
