@@ -177,6 +177,9 @@ def _parser() -> argparse.ArgumentParser:
     dot.add_argument("file")
     dot.add_argument("-o", "--output", help="write to this file instead of standard output")
     dot.set_defaults(run=command_dot)
+
+    from .bench.command import add_parser as add_bench  # graphk/bench/command.py
+    add_bench(commands)
     return parser
 
 
