@@ -29,7 +29,7 @@ from ..ir.errors import located
 from ..ir.shapes import ShapeError
 from . import fused_ops
 
-BLOCK_BYTES = 32 * 1024  # per block operand: a few of them stay in L1/L2 together
+BLOCK_BYTES = 64 * 1024  # per block operand: a few of them stay in L1/L2 together
 WHOLE_BELOW = 1024 * 1024  # regions whose largest value is smaller run whole (in L2; no loop)
 _PLAN_CACHE_LIMIT = 64  # distinct input-shape signatures compiled per node
 _FILENAME = "<graphk fused {id}>"

@@ -17,6 +17,7 @@ fused result equals the unfused one.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +64,7 @@ def names() -> dict:
     env = {f"_{ufunc.__name__}": ufunc for ufunc in UFUNCS.values()}
     env.update(_add=np.add, _multiply=np.multiply, _max=np.max, _min=np.min, _mean=np.mean,
                _copyto=np.copyto, _greater=np.greater, _maximum=np.maximum,
-               _sigmoid_into=_sigmoid_into)
+               _sigmoid_into=_sigmoid_into, _minimum=np.minimum, _true_divide=np.true_divide)
     return env
 
 
@@ -92,13 +93,14 @@ def emit(node, inputs: list, shapes: dict) -> Emitted:
         same = shapes[node.inputs[0]] == shapes[node.outputs[0]]
         return Emitted(inputs[0], "alias") if same else fallback
     if op.name in ("reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "reduce_mean"):
-        return _reduction(node, inputs[0]) or fallback
+        return _reduction(node, inputs[0], shapes) or fallback
     if op.name == "sum_to":
         return _sum_to(node, inputs[0], shapes) or fallback
     return fallback
 
 
-def _reduction(node, x: str) -> Emitted | None:
+def _reduction(node, x: str, shapes: dict) -> Emitted | None:
+    """Reductions as ufunc.reduce (np.max and np.mean add a Python layer per call)."""
     op, axes, keepdims = node.op.name, node.attrs["axes"], node.attrs["keepdims"]
     dtype = node.inputs[0].type.dtype
     where = f"axis={axes!r}, keepdims={keepdims}, out={{out}}"
@@ -107,11 +109,14 @@ def _reduction(node, x: str) -> Emitted | None:
     if op == "reduce_mean":
         if not dtype.startswith("float"):
             return None  # TensorFlow's truncated integer mean: the op's own kernel
-        return Emitted(f"_mean({x}, {where})", "out")
+        count = math.prod(shapes[node.inputs[0]][a] for a in axes)
+        # np.mean's own steps: a sum in the dtype, then a true division by the count
+        return Emitted(f"_true_divide(_add.reduce({x}, {where}, dtype=_dt_{dtype}), {count}, "
+                       f"out={{out}}, casting='unsafe')", "out")
     if np.dtype(dtype).kind == "b":
         return None
     initial = _initial(np.dtype(dtype), largest=op == "reduce_min")
-    function = "_max" if op == "reduce_max" else "_min"
+    function = "_maximum.reduce" if op == "reduce_max" else "_minimum.reduce"
     return Emitted(f"{function}({x}, {where}, initial={initial})", "out")
 
 

@@ -173,18 +173,20 @@ def _l2_normalize(d, node, inputs):
 
 
 def _logsumexp(d, node, inputs):
-    """log(sum(exp(x - m))) + m, m the max with infinities replaced by 0 (TensorFlow's rule)."""
+    """log(sum(exp(x - m))) + m, m the max with infinities replaced by 0 (TensorFlow's rule).
+
+    The max is taken once, keeping dims; without keepdims the peak added at the end is
+    that small array reduced over its size-1 axes (a squeeze the region can hold)."""
     x = inputs[0]
     loc, axes, keepdims = node.location, node.attrs["axes"], node.attrs["keepdims"]
-
-    def finite_peak(keep):
-        peak = d.op("reduce_max", [x], loc, axes=axes, keepdims=keep)
-        finite = d.op("less", [d.op("abs", [peak], loc), d.scalar(np.inf, x, loc)], loc)
-        return d.op("switch", [finite, peak, d.scalar(0, x, loc)], loc)
-
-    exps = d.op("exp", [d.op("sub", [x, finite_peak(True)], loc)], loc)
+    peak = d.op("reduce_max", [x], loc, axes=axes, keepdims=True)
+    finite = d.op("less", [d.op("abs", [peak], loc), d.scalar(np.inf, x, loc)], loc)
+    shift = d.op("switch", [finite, peak, d.scalar(0, x, loc)], loc)
+    exps = d.op("exp", [d.op("sub", [x, shift], loc)], loc)
     total = d.op("reduce_sum", [exps], loc, axes=axes, keepdims=keepdims)
-    return d.op("add", [d.op("log", [total], loc), finite_peak(keepdims)], loc)
+    if not keepdims:
+        shift = d.op("reduce_max", [shift], loc, axes=axes, keepdims=False)
+    return d.op("add", [d.op("log", [total], loc), shift], loc)
 
 
 def _variance(d, x, axes, keepdims, loc):

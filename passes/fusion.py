@@ -53,6 +53,7 @@ class _Regions:
         self.parent: dict = {}  # node -> node (union-find over region members)
         self.members: dict = {}  # region root -> list of member nodes
         self.first: dict = {}  # region root -> smallest member position
+        self.outside: dict = {}  # region root -> producers (not leaves) its members read
 
     def find(self, node):
         root = node
@@ -88,6 +89,7 @@ class _Regions:
         self.parent[node] = node
         self.members[node] = [node]
         self.first[node] = self.position[node]
+        self.outside[node] = [v.node for v in node.inputs if not v.node.op.leaf]
 
     def _union(self, a, b) -> None:
         a, b = self.find(a), self.find(b)
@@ -98,30 +100,27 @@ class _Regions:
         self.parent[b] = a
         self.members[a].extend(self.members.pop(b))
         self.first[a] = min(self.first[a], self.first.pop(b))
+        merged = self.outside[a] + self.outside.pop(b)  # keep only what is still outside
+        self.outside[a] = [p for p in dict.fromkeys(merged) if self.region(p) is not a]
 
     def _can_merge(self, node, roots: list) -> bool:
         """Whether `node` and the regions `roots` form one region without a cycle.
 
         For one region only `node`'s outside inputs can create a path back
         (the region's own outside inputs come before `node`); merging several
-        regions checks every member's outside inputs, so it is tried only for
-        regions of modest size (joining one of them is always possible).
+        regions checks every producer outside them that their members read
+        (leaves cannot depend on anything), so it is tried only when there are
+        not too many (joining one of them is always possible).
         """
         targets = set(roots)
-        if len(roots) == 1:
-            members = [node]
-        else:
-            members = [node] + [m for r in roots for m in self.members[r]]
-            if len(members) > _MERGE_SCAN_LIMIT:
-                return False
-        for member in members:
-            for value in member.inputs:
-                producer = value.node
-                if producer.op.leaf or producer is node or self.region(producer) in targets:
-                    continue
-                if self._reaches(producer, targets):
-                    return False
-        return True
+        producers = [v.node for v in node.inputs if not v.node.op.leaf]
+        if len(roots) > 1:
+            producers += [p for r in roots for p in self.outside[r]]
+        producers = [p for p in dict.fromkeys(producers)
+                     if p is not node and self.region(p) not in targets]
+        if len(roots) > 1 and len(producers) > _MERGE_SCAN_LIMIT:
+            return False
+        return not any(self._reaches(p, targets) for p in producers)
 
     def _reaches(self, start, roots: set) -> bool:
         """Whether `start` depends on a region in `roots` once regions are single nodes.
