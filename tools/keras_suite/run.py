@@ -1,6 +1,12 @@
 """Run Keras 2.3.1's own test suite against graphk and print a per-file table.
 
-    .venv/bin/python tools/keras_suite/run.py [--files a.py,b.py] [--all] [-- pytest args]
+    .venv/bin/python tools/keras_suite/run.py [--files a.py,b.py] [--keep] [--json out.json]
+                                              [-- pytest args]
+
+--files picks test files (paths under the sdist's tests/) instead of
+DEFAULT_FILES; --keep keeps the adapted copy; --json writes the per-file
+counts and the unexpected failures; arguments after -- go to pytest.
+tests/test_keras_suite.py runs the default selection in CI.
 
 What it does, in order:
 
@@ -18,7 +24,8 @@ What it does, in order:
    installed before Keras is imported, the session cleared after every test.
 3. Runs plain pytest on the copy in a subprocess with
    KERAS_BACKEND=graphk.backend and a temporary KERAS_HOME, records every
-   test's outcome, and prints passed/failed/skipped/errors per file.
+   test's outcome (record.py, a pytest plugin), and prints passed, failed,
+   skipped, errors, failures on the known list, and seconds per file.
 4. Compares the failures with known_failures.txt (beside this file): tests
    that cannot pass for reasons outside graphk, each with its reason. Exit
    status 0 when nothing else failed, 1 otherwise, 2 when the sdist could
