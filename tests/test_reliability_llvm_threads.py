@@ -1,0 +1,174 @@
+"""LLVM-compiled functions under threads and over many calls: correct results, flat memory.
+
+The backend="llvm" counterpart of test_concurrency_memory.py: one function whose
+fused region runs native code, called from 8 threads at once; compiling from
+several threads at once; 20,000 calls do not grow the process; a dropped
+function releases its kernels; the in-memory kernel cache stays within its bound.
+"""
+import gc
+import resource
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+from graphk import backend as K
+from graphk.codegen.llvm import cache as llvm_cache
+from graphk.codegen.llvm.cache import MEMORY as REAL_MEMORY
+from graphk.codegen.llvm.compiler import STATS
+
+
+@pytest.fixture(autouse=True)
+def fresh_disk_cache(tmp_path):
+    """An empty disk cache per test: modules are really generated, not loaded."""
+    llvm_cache.set_disk_cache(str(tmp_path / "kernels"))
+    yield
+    llvm_cache.set_disk_cache(None)
+
+
+def _softmax_function(width=16, scale=2.0):
+    """softmax(tanh(x @ W) * scale + 0.5) and its row sums of squares: the softmax and
+    the sum of squares fuse into a region that runs on LLVM at every size."""
+    x = K.placeholder((None, width))
+    W = K.variable(np.linspace(-1, 1, width * width).reshape(width, width))
+    y = K.softmax(K.tanh(K.dot(x, W)) * scale + 0.5)
+    fn = K.function([x], [y, K.sum(y * y, axis=1)], backend="llvm")
+    return fn, K.get_value(W)
+
+
+def _reference(x, W, scale=2.0):
+    z = np.tanh(x @ W) * scale + 0.5
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    y = e / e.sum(axis=1, keepdims=True)
+    return y, (y * y).sum(axis=1)
+
+
+def _run_threads(target, count):
+    errors = []
+
+    def guarded(k):
+        try:
+            target(k)
+        except BaseException as error:  # noqa: BLE001 -- reported by the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+
+
+def _runs_on_llvm(fn) -> bool:
+    return ": llvm: " in fn.report(show=False)
+
+
+def test_llvm_function_called_from_eight_threads():
+    f, W = _softmax_function()
+    assert _runs_on_llvm(f), f.report(show=False)
+    start = threading.Barrier(8)
+
+    def call(k):
+        rng = np.random.default_rng(k)
+        start.wait()  # every thread enters the kernels at once
+        for n in range(40):
+            # sizes differ per thread and call: shared per-shape state is exercised too
+            x = rng.normal(size=(1 + (k * 7 + n) % 23, 16)).astype("float32")
+            y, s = f([x])
+            want_y, want_s = _reference(x, W)
+            np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(s, want_s, rtol=1e-5, atol=1e-6)
+
+    _run_threads(call, 8)
+
+
+def test_llvm_compiling_from_several_threads_at_once():
+    start = threading.Barrier(6)
+
+    def compile_and_run(k):
+        start.wait()
+        # a constant new to this process: every thread really generates a module
+        f, W = _softmax_function(width=8 + k % 3, scale=2.0 + 0.001 * k + 0.0123)
+        x = np.random.default_rng(k).normal(size=(5, 8 + k % 3)).astype("float32")
+        want = _reference(x, W, scale=2.0 + 0.001 * k + 0.0123)[0]
+        np.testing.assert_allclose(f([x])[0], want, rtol=1e-5, atol=1e-6)
+
+    _run_threads(compile_and_run, 6)
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() // 1024
+
+
+def test_many_llvm_calls_do_not_grow_the_process():
+    f, _ = _softmax_function()
+    x = np.ones((4, 16), dtype="float32")
+    for _ in range(1000):  # warm up caches and allocator pools
+        f([x])
+    before = _rss_kib()
+    for _ in range(20_000):
+        f([x])
+    grown = _rss_kib() - before
+    assert grown < 4096, f"20,000 llvm calls grew the process by {grown} KiB"
+
+
+def test_a_dropped_llvm_function_releases_its_kernels():
+    f, _ = _softmax_function(scale=3.0625)
+    f([np.ones((2, 16), dtype="float32")])
+    ref = weakref.ref(f)
+    owners = _loaded_objects(f)
+    assert owners, "the function holds no loaded LLVM object"
+    del f
+    gc.collect()
+    assert ref() is None
+    # the memory cache still holds the module (that is its job); drop it and the code goes
+    llvm_cache.MEMORY.clear()
+    gc.collect()
+    assert all(owner() is None for owner in owners)
+
+
+def _loaded_objects(fn) -> list:
+    """Weak references to the LoadedObjects behind fn's kernels, found by walking
+    the objects reachable from fn (its layout is not part of any interface)."""
+    from graphk.codegen.llvm.target import LoadedObject
+
+    seen, stack, found = set(), [fn], []
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, np.ndarray)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, LoadedObject):
+            found.append(weakref.ref(obj))
+            continue
+        stack.extend(gc.get_referents(obj))
+    return found
+
+
+def test_memory_kernel_cache_is_bounded(monkeypatch):
+    bounded = llvm_cache.MemoryCache(entries=2)
+    monkeypatch.setattr(llvm_cache, "MEMORY", bounded)
+    from graphk.codegen.llvm import compiler
+
+    monkeypatch.setattr(compiler, "MEMORY", bounded)
+    functions = []
+    compiled = STATS["compiled"]
+    for k in range(5):
+        f, W = _softmax_function(width=4, scale=5.0 + 0.01 * k)
+        x = np.ones((2, 4), dtype="float32")
+        np.testing.assert_allclose(f([x])[0], _reference(x, W, 5.0 + 0.01 * k)[0],
+                                   rtol=1e-5, atol=1e-6)
+        functions.append(f)
+        assert len(bounded) <= 2
+    assert len(bounded) == 2
+    # evicted kernels keep working for the functions that hold them
+    x = np.full((3, 4), 0.5, dtype="float32")
+    for k, f in enumerate(functions):
+        W = np.linspace(-1, 1, 16).reshape(4, 4)
+        np.testing.assert_allclose(f([x])[0], _reference(x, W, 5.0 + 0.01 * k)[0],
+                                   rtol=1e-5, atol=1e-6)
+    assert STATS["compiled"] >= compiled + 5  # every function generated its own module
+    assert REAL_MEMORY.entries == llvm_cache.MEMORY_ENTRIES  # the real cache's bound
