@@ -10,8 +10,9 @@
   twice costs a dictionary lookup. It is bounded (least recently used go).
 - On disk, object code lives in GRAPHK_CACHE_DIR (default ~/.cache/graphk) as
   `<sha256 of the module key>.o` behind a header holding a magic string, the
-  payload length and its sha256: a truncated or corrupted file is detected
-  and recompiled. Nothing is ever unpickled. A directory that cannot be
+  sha256 of the host key (CPU, features, versions), the payload length and
+  its sha256: a truncated, corrupted or foreign-CPU file is detected and
+  recompiled. Nothing is ever unpickled. A directory that cannot be
   created or written turns the disk cache off for the process (not an error).
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from .target import host_key
 
-MAGIC = b"graphk-llvm-object-v1\n"
+MAGIC = b"graphk-llvm-object-v2\n"
 MEMORY_ENTRIES = 512
 
 
@@ -137,6 +138,12 @@ class MemoryCache:
 MEMORY = MemoryCache()
 
 
+def _host_digest() -> bytes:
+    """The host key's sha256: the file name already depends on it, the header repeats
+    it so a file copied from another machine under a matching name is never run."""
+    return hashlib.sha256(host_key().encode()).digest()
+
+
 class DiskCache:
     """Object files under `directory`, each behind a checksum header."""
 
@@ -158,11 +165,12 @@ class DiskCache:
                 data = handle.read()
         except OSError:
             return None
-        header_size = len(MAGIC) + 8 + 32
-        if len(data) < header_size or not data.startswith(MAGIC):
-            return None
-        length = int.from_bytes(data[len(MAGIC):len(MAGIC) + 8], "little")
-        digest = data[len(MAGIC) + 8:header_size]
+        host = _host_digest()
+        header_size = len(MAGIC) + 32 + 8 + 32
+        if len(data) < header_size or not data.startswith(MAGIC + host):
+            return None  # short, another format, or code for another CPU (a copied file)
+        length = int.from_bytes(data[len(MAGIC) + 32:len(MAGIC) + 40], "little")
+        digest = data[len(MAGIC) + 40:header_size]
         payload = data[header_size:]
         if len(payload) != length or hashlib.sha256(payload).digest() != digest:
             return None
@@ -172,7 +180,8 @@ class DiskCache:
         """Write atomically (temporary file, then rename); a failure turns the cache off."""
         if not self.enabled:
             return
-        header = MAGIC + len(obj).to_bytes(8, "little") + hashlib.sha256(obj).digest()
+        header = (MAGIC + _host_digest() + len(obj).to_bytes(8, "little") +
+                  hashlib.sha256(obj).digest())
         try:
             os.makedirs(self.directory, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
