@@ -13,7 +13,8 @@ Implementations: "graphk" (with each lowering: numpy, llvm, auto), "numpy"
 "pytensor" (pytensor.function). Peer libraries are imported only inside
 their builders, so graphk never depends on them.
 
-Sizes: `SCALES["full"]` are the issue's sizes; "tiny" is a test-only override
+Sizes: `SCALES["full"]` are the issue's sizes; "quick" (--quick) compiles 20
+layers in W5 and trains W8 on 480 images; "tiny" is a test-only override
 (GRAPHK_BENCH_SCALE=tiny) that keeps every code path and shrinks the arrays.
 W1, W2 and W4 live here; training.py, compile_time.py and digits.py add theirs.
 """
@@ -30,6 +31,9 @@ SCALES = {
     "full": {"W1": (4_194_304, 1024), "W2": (4096, 1000), "W3": (128, (784, 256, 256, 10)),
              "W4": (4,), "W5": (100, 64), "W6": (50, 32, 32, 64), "W7": ((32, 28, 28, 1), 32),
              "W8": None},
+    "quick": {"W1": (4_194_304, 1024), "W2": (4096, 1000), "W3": (128, (784, 256, 256, 10)),
+              "W4": (4,), "W5": (20, 64), "W6": (50, 32, 32, 64), "W7": ((32, 28, 28, 1), 32),
+              "W8": 480},
     "tiny": {"W1": (4096, 64), "W2": (64, 10), "W3": (8, (16, 8, 8, 4)),
              "W4": (4,), "W5": (3, 4), "W6": (3, 2, 3, 4), "W7": ((2, 6, 6, 1), 2),
              "W8": 96},

@@ -159,7 +159,8 @@ def _register(variant: str, from_disk: bool) -> None:
                   reference=lambda data: [np.float64(0.0)],
                   builders={name: _builder(name, from_disk) for name in _COMPILERS},
                   tolerance=(0.0, 1.0), long=True,
-                  notes={"quick_skip": {"pytensor": "a cold PyTensor compile of this graph "
+                  notes={"first_is_sample": True,
+                         "quick_skip": {"pytensor": "a cold PyTensor compile of this graph "
                                                     "takes minutes"}}))
 
 

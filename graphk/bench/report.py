@@ -27,10 +27,15 @@ HEADINGS = {
                     .format(*s["W6"]),
     "W7": lambda s: f"W7 conv2d forward + backward, input {s['W7'][0]}, {s['W7'][1]} 3x3 "
                     "filters, loss sum(relu(conv))",
-    "W8-mlp": lambda s: "W8 Keras 2.3.1 digits, MLP, seconds per epoch after the first",
-    "W8-cnn": lambda s: "W8 Keras 2.3.1 digits, CNN, seconds per epoch after the first",
-    "W8-lstm": lambda s: "W8 Keras 2.3.1 digits, LSTM, seconds per epoch after the first",
+    "W8-mlp": lambda s: f"W8 Keras 2.3.1 digits, MLP, {_images(s)}, time per epoch after the first",
+    "W8-cnn": lambda s: f"W8 Keras 2.3.1 digits, CNN, {_images(s)}, time per epoch after the first",
+    "W8-lstm": lambda s: f"W8 Keras 2.3.1 digits, LSTM, {_images(s)}, time per epoch after the "
+                         "first",
 }
+
+
+def _images(sizes) -> str:
+    return f"{sizes['W8'] or 1437} training images"
 
 
 def machine() -> dict:

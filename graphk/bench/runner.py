@@ -42,13 +42,16 @@ class Settings:
     round_seconds: float = 0.05  # one round's length for short cases
     min_rounds: int = 11
     min_seconds: float = 2.0     # per case, all workers together
-    long_rounds: int = 5         # rounds of one-call cases (compiles, epochs)
+    long_rounds: int = 3         # rounds of one-call cases (compiles, epochs)
+    max_seconds: float = 60.0    # per case: past it, 3 rounds are enough
 
     @classmethod
     def for_run(cls, quick: bool, threads: str, scale: str, peer_python=None) -> Settings:
+        if quick and scale == "full":
+            scale = "quick"  # W5 and W8 smaller (cases.py)
         if quick:
             return cls(quick, threads, scale, peer_python, round_seconds=0.01, min_rounds=5,
-                       min_seconds=0.3, long_rounds=1)
+                       min_seconds=0.3, long_rounds=1, max_seconds=5.0)
         return cls(quick, threads, scale, peer_python)
 
 
@@ -131,8 +134,12 @@ class WorkerProcess:
         os.unlink(self.log.name)
 
 
-def interleave(workers: list, rounds: int, min_seconds: float) -> dict:
-    """label -> per-call seconds of each round; round r asks the workers in rotated order."""
+def interleave(workers: list, rounds: int, min_seconds: float,
+               max_seconds: float = float("inf")) -> dict:
+    """label -> per-call seconds of each round; round r asks the workers in rotated order.
+
+    At least `rounds` rounds and `min_seconds`; past `max_seconds` (a very slow
+    implementation) it stops once 3 rounds are in."""
     times = {w.label: [] for w in workers}
     started, r = time.perf_counter(), 0
     while workers and (r < rounds or time.perf_counter() - started < min_seconds):
@@ -140,7 +147,8 @@ def interleave(workers: list, rounds: int, min_seconds: float) -> dict:
         for worker in order:
             times[worker.label].append(worker.request({"cmd": "round"})["seconds"])
         r += 1
-        if r >= 50 * max(rounds, 1):
+        elapsed = time.perf_counter() - started
+        if r >= 50 * max(rounds, 1) or (r >= min(rounds, 3) and elapsed > max_seconds):
             break
     return times
 
@@ -166,7 +174,12 @@ def run_case(key: str, workers: list, settings: Settings) -> dict:
         else:
             record["failed"][worker.label] = reply["failed"]
     rounds = settings.long_rounds if long else settings.min_rounds
-    times = interleave([w for w, _ in ready], rounds, 0.0 if long else settings.min_seconds)
+    if settings.quick and case(key).notes.get("first_is_sample"):
+        rounds = 0  # the setup call was a full sample (a compile in a fresh process)
+    times = interleave([w for w, _ in ready], rounds, 0.0 if long else settings.min_seconds,
+                       settings.max_seconds)
+    for worker, reply in ready:
+        times[worker.label] = times[worker.label] or [reply["first"]]
     for worker, reply in ready:
         per_round = times[worker.label]
         record["rows"].append({"implementation": worker.label, "median": statistics.median(

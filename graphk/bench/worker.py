@@ -38,6 +38,19 @@ def pin_to_one_core() -> int:
     return core
 
 
+def versions() -> dict:
+    """Installed versions of the libraries a worker may run (metadata only, no imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("graphk", "numpy", "llvmlite", "jax", "jaxlib", "pytensor", "numba", "keras"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
 class Worker:
     def __init__(self, implementation: str):
         self.library, _, lowering = implementation.partition(":")
@@ -99,14 +112,16 @@ def main(argv=None) -> int:
     worker = Worker(argv[0])
     core = pin_to_one_core() if os.environ.get("GRAPHK_BENCH_PINNED") == "1" else None
     replies.write(json.dumps({"ready": True, "pid": os.getpid(), "core": core,
-                              "python": sys.executable}) + "\n")
+                              "python": sys.executable, "versions": versions()}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         if request["cmd"] == "quit":
             break
         reply = worker.setup(request) if request["cmd"] == "setup" else worker.round()
         replies.write(json.dumps(reply) + "\n")
-    return 0
+    replies.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip libraries' exit handlers (PyTensor's took tens of seconds here)
 
 
 if __name__ == "__main__":
