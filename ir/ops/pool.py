@@ -153,6 +153,10 @@ def _avg_pool(x, pool_size, strides, padding, data_format):
 
 def _max_pool_grad(g, x, y, pool_size, strides, padding, data_format):
     windows = _windows(x.shape, pool_size, strides, padding, data_format)
+    if tuple(pool_size) == tuple(strides) and not windows.is_padded:
+        tiled = _tiled_max_pool_grad(g, x, y, windows)
+        if tiled is not None:
+            return tiled
     xp = windows.pad(x, _lowest(x.dtype))
     result = np.zeros(windows.padded_shape, dtype=g.dtype)
     # g * hit is twice as fast as np.where(hit, g, 0), but would turn an infinite
@@ -162,6 +166,40 @@ def _max_pool_grad(g, x, y, pool_size, strides, padding, data_format):
     for key, hit in _first_max_hits(windows, xp, y):
         result[key] += g * hit if finite else np.where(hit, g, zero)
     return windows.crop(result)
+
+
+def _tiled_max_pool_grad(g, x, y, windows: _Windows):
+    """max_pool_grad when the windows tile x (stride = pool size, no padding), or None.
+
+    Each axis splits into (window, tap): one comparison and one product over the
+    whole tensor replace four NumPy calls per tap, about 2x faster for Keras'
+    2x2 pools (measured). It applies only when no window has two maxima and none
+    compares unequal everywhere (a NaN maximum): then every window has exactly one
+    hit, as many as windows, and the first maximum is the only one. Otherwise
+    (None) the general kernel picks first maxima tap by tap.
+    """
+    if not np.isfinite(g).all() or (y.dtype.kind == "f" and np.isnan(y).any()):
+        return None  # inf * 0 would put NaNs on the other taps; NaN maxima never hit
+    split, tiled = list(x.shape[:windows.axes[0]]), [slice(None)] * windows.axes[0]
+    for axis in windows.axes:
+        out, size = windows.outputs[axis - windows.axes[0]], windows.pool_size[
+            axis - windows.axes[0]]
+        split += [out, size]
+        tiled += [slice(0, out * size)]
+    split += list(x.shape[windows.axes[-1] + 1:])
+    tiled += [slice(None)] * (x.ndim - windows.axes[-1] - 1)
+    # y and g gain a length-1 tap axis after each window axis, broadcasting over taps.
+    spread = tuple(axis + 1 + i for i, axis in enumerate(windows.axes))
+    x_tiles = x[tuple(tiled)].reshape(split)
+    hit = np.equal(x_tiles, np.expand_dims(y, spread))
+    if np.count_nonzero(hit) != y.size:
+        return None  # ties: some window has several maxima
+    product = np.multiply(np.expand_dims(g, spread), hit)
+    if x_tiles.size == x.size:
+        return product.reshape(x.shape)
+    result = np.zeros(x.shape, g.dtype)  # a 'valid' pool leaves a remainder without windows
+    result[tuple(tiled)] = product.reshape(result[tuple(tiled)].shape)
+    return result
 
 
 def _max_pool_select(h, x, y, pool_size, strides, padding, data_format):
