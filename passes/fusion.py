@@ -9,8 +9,7 @@ fusible node, so softmax (max, sub, exp, sum, div) and the work that feeds
 and uses it become one region; the elementwise epilogue after a matmul (bias,
 activation) becomes the region that reads the matmul's result.
 
-Loop bodies (scan's) are fused first, each as a graph of its own. Each region
-of two or more computing nodes is outlined into a closed body:
+Each region of two or more computing nodes is outlined into a closed body:
 its outside inputs become body placeholders of exactly their types, small
 constants stay inside, and every member value read outside the region (or
 returned, or stored by an update) becomes an output of the fused node.
@@ -24,8 +23,7 @@ import numpy as np
 from ..ir.graph import Graph
 from ..ir.ops.fused import allowed_in_body
 from ..ir.ops.leaf import placeholder
-from ..ir.ops.registry import make_node
-from ..ir.rewrite import build, clone, rebuild
+from ..ir.rewrite import build, clone
 
 MAX_REGION_NODES = 512  # a longer chain is cut into several regions (kernels compile fast)
 INLINE_CONSTANT_ELEMENTS = 64  # larger constants are passed in rather than copied into bodies
@@ -35,26 +33,10 @@ _FREE_OPS = ("stop_gradient", "broadcast_like")  # no work of their own: a regio
 
 
 def fuse_elementwise(graph: Graph) -> Graph:
-    """The graph with each fusible region replaced by one fused node (loop bodies too)."""
-    graph = _fuse_loop_bodies(graph)
+    """The graph with each fusible region replaced by one fused node."""
     regions = _Regions(graph)
     regions.grow()
     return _outline(graph, regions.groups())
-
-
-def _fuse_loop_bodies(graph: Graph) -> Graph:
-    """Each scan's body fused in turn (a body is a graph of its own; its types do not change)."""
-    def rewrite(node, inputs):
-        body = node.attrs.get("body")
-        if node.op.name != "scan" or not isinstance(body, Graph):
-            return None
-        fused_body = fuse_elementwise(body)
-        if len(fused_body.nodes) == len(body.nodes):
-            return None
-        result = make_node(node.op, inputs, dict(node.attrs, body=fused_body),
-                           [v.type for v in node.outputs], node.location)
-        return result if isinstance(result, tuple) else (result,)
-    return rebuild(graph, rewrite)
 
 
 def fusible(node) -> bool:

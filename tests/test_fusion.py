@@ -317,24 +317,3 @@ def test_merging_regions_never_makes_a_cycle_between_fused_nodes():
     verify(fn.ir)
     for got, want in zip(fn([xs, zs]), K.function([x, z], [a2, b3], passes="none")([xs, zs])):
         np.testing.assert_allclose(got, want, rtol=1e-6)
-
-
-def test_loop_bodies_are_fused_and_agree_with_the_unfused_loop():
-    x = K.placeholder((None, 5, 3), name="x")
-    w = K.variable(np.full((3, 4), 0.1, np.float32))
-    u = K.variable(np.eye(4, dtype=np.float32) * 0.5)
-    b = K.variable(np.zeros(4, np.float32))
-
-    def step(inputs, states):
-        h = K.tanh(K.dot(inputs, w) + K.dot(states[0], u) + b)
-        return h, [h]
-
-    _, outputs, _ = K.rnn(step, x, [K.zeros_like(x[:, 0, :1]) * K.zeros((1, 4))])
-    loss = K.sum(outputs * outputs)
-    wanted = [loss] + K.gradients(loss, [w, u, b])
-    fn = K.function([x], wanted)
-    bodies = [n.attrs["body"] for n in fn.ir.nodes if n.op.name == "scan"]
-    assert bodies and "fused" in _ops(bodies[0])
-    data = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
-    for got, want in zip(fn([data]), K.function([x], wanted, passes="none")([data])):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
