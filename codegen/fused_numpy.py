@@ -54,12 +54,17 @@ class FusedKernel:
         self.donate: frozenset = frozenset()
 
     def __call__(self, *arrays):
-        key = tuple(a.shape for a in arrays)
-        run = self.plans.get(key)
+        run = self.plans.get(tuple([a.shape for a in arrays]))
+        if run is None:
+            run = self._plan_for(arrays)
         try:
-            if run is None:
-                run = self._compile(key)
             return run(*arrays)
+        except Exception as error:
+            raise self._explain(error) from error
+
+    def _plan_for(self, arrays):
+        try:
+            return self._compile(tuple([a.shape for a in arrays]))
         except Exception as error:
             raise self._explain(error) from error
 

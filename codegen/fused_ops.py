@@ -74,14 +74,15 @@ def emit(node, inputs: list, shapes: dict) -> Emitted:
     op, attrs = node.op, node.attrs
     fallback = Emitted(f"{{kernel}}({', '.join(inputs)})", "alias" if op.view else "fresh")
     if op.name in UFUNCS and not attrs:
-        return Emitted(f"_{UFUNCS[op.name].__name__}({', '.join(inputs)}, out={{out}})", "out",
+        # out passed by position: NumPy parses no keywords (it matters for small arrays)
+        return Emitted(f"_{UFUNCS[op.name].__name__}({', '.join(inputs)}, {{out}})", "out",
                        inplace=True)
     if op.name == "relu" and attrs == _DEFAULT_RELU:
         zero = f"_zero_{node.outputs[0].type.dtype}"
-        return Emitted(f"_maximum({inputs[0]}, {zero}, out={{out}})", "out", inplace=True)
+        return Emitted(f"_maximum({inputs[0]}, {zero}, {{out}})", "out", inplace=True)
     if op.name == "relu_grad" and attrs == _DEFAULT_RELU:
         # the mask is computed before the product is stored, so {out} may be g or x
-        return Emitted(f"_multiply({inputs[0]}, _greater({inputs[1]}, 0), out={{out}})", "out",
+        return Emitted(f"_multiply({inputs[0]}, _greater({inputs[1]}, 0), {{out}})", "out",
                        inplace=True)
     if op.name == "sigmoid":  # 1 / (1 + exp(-x)); see _sigmoid_into
         return Emitted(f"_sigmoid_into({inputs[0]}, {{out}})", "out", inplace=True, quiet=True)
