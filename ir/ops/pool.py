@@ -194,7 +194,9 @@ def _tiled_max_pool_grad(g, x, y, windows: _Windows):
     hit = np.equal(x_tiles, np.expand_dims(y, spread))
     if np.count_nonzero(hit) != y.size:
         return None  # ties: some window has several maxima
-    product = np.multiply(np.expand_dims(g, spread), hit)
+    # g times a float mask: NumPy's float * bool loop casts element by element, ~1.7x slower
+    product = hit.astype(g.dtype)
+    np.multiply(np.expand_dims(g, spread), product, out=product)
     if x_tiles.size == x.size:
         return product.reshape(x.shape)
     result = np.zeros(x.shape, g.dtype)  # a 'valid' pool leaves a remainder without windows
