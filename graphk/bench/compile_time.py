@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,12 +117,31 @@ def _cache_environment(library: str, directory: str) -> dict:
     return environment
 
 
+TIME_LIMIT = 150  # seconds of one compile process; PyTensor's cold compile can take longer
+_ROOT: list = []  # this worker's directory of cache directories, removed by cleanup()
+
+
+def cache_directory() -> str:
+    if not _ROOT:
+        _ROOT.append(tempfile.mkdtemp(prefix="graphk-bench-caches-"))
+    return tempfile.mkdtemp(dir=_ROOT[0])
+
+
+def cleanup() -> None:
+    """Remove every cache directory this process made (the worker calls it on quit)."""
+    while _ROOT:
+        shutil.rmtree(_ROOT.pop(), ignore_errors=True)
+
+
 def compile_in_fresh_process(library: str, lowering, sizes, directory: str) -> dict:
     """{"seconds", "error"} of one compile in a new process with `directory` as its cache."""
     command = [sys.executable, "-m", "graphk.bench.compile_time", library, lowering or "",
                str(sizes[0]), str(sizes[1])]
-    done = subprocess.run(command, capture_output=True, text=True,
-                          env=_cache_environment(library, directory), timeout=900)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env=_cache_environment(library, directory), timeout=TIME_LIMIT)
+    except subprocess.TimeoutExpired:
+        raise Unavailable(f"one compile took over {TIME_LIMIT} s (stopped)") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"compile process failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -137,13 +157,15 @@ def _builder(library: str, from_disk: bool):
             from .cases import pytensor_module
             pytensor_module()
         sizes = data["sizes"]
-        warm = tempfile.mkdtemp(prefix="graphk-bench-cache-") if from_disk else None
+        warm = cache_directory() if from_disk else None
         if warm is not None:  # the directory a cold compile fills, read by every round
             compile_in_fresh_process(library, lowering, sizes, warm)
 
         def run():
-            directory = warm or tempfile.mkdtemp(prefix="graphk-bench-cache-")
+            directory = warm or cache_directory()
             result = compile_in_fresh_process(library, lowering, sizes, directory)
+            if warm is None:
+                shutil.rmtree(directory, ignore_errors=True)
             run.errors.append(result["error"])
             run.seconds = result["seconds"]  # the worker reports this, not the spawn's time
             return [np.float64(result["seconds"])]

@@ -135,17 +135,25 @@ class WorkerProcess:
 
 
 def interleave(workers: list, rounds: int, min_seconds: float,
-               max_seconds: float = float("inf")) -> dict:
+               max_seconds: float = float("inf"), failed: dict | None = None) -> dict:
     """label -> per-call seconds of each round; round r asks the workers in rotated order.
 
     At least `rounds` rounds and `min_seconds`; past `max_seconds` (a very slow
-    implementation) it stops once 3 rounds are in."""
+    implementation) it stops once 3 rounds are in. A worker whose round fails
+    leaves the case, its traceback in `failed`."""
     times = {w.label: [] for w in workers}
+    workers = list(workers)
     started, r = time.perf_counter(), 0
     while workers and (r < rounds or time.perf_counter() - started < min_seconds):
         order = workers[r % len(workers):] + workers[:r % len(workers)]
         for worker in order:
-            times[worker.label].append(worker.request({"cmd": "round"})["seconds"])
+            reply = worker.request({"cmd": "round"})
+            if "failed" in reply:
+                workers.remove(worker)
+                if failed is not None:
+                    failed[worker.label] = reply["failed"]
+                continue
+            times[worker.label].append(reply["seconds"])
         r += 1
         elapsed = time.perf_counter() - started
         if r >= 50 * max(rounds, 1) or (r >= min(rounds, 3) and elapsed > max_seconds):
@@ -174,12 +182,15 @@ def run_case(key: str, workers: list, settings: Settings) -> dict:
         else:
             record["failed"][worker.label] = reply["failed"]
     rounds = settings.long_rounds if long else settings.min_rounds
-    if settings.quick and case(key).notes.get("first_is_sample"):
-        rounds = 0  # the setup call was a full sample (a compile in a fresh process)
+    first_is_sample = case(key).notes.get("first_is_sample", False)
+    if first_is_sample:  # the setup call was a full sample (a compile in a fresh process)
+        rounds = 0 if settings.quick else rounds - 1
     times = interleave([w for w, _ in ready], rounds, 0.0 if long else settings.min_seconds,
-                       settings.max_seconds)
-    for worker, reply in ready:
-        times[worker.label] = times[worker.label] or [reply["first"]]
+                       settings.max_seconds, record["failed"])
+    ready = [(w, reply) for w, reply in ready if w.label not in record["failed"]]
+    if first_is_sample:
+        for worker, reply in ready:
+            times[worker.label].insert(0, reply["first"])
     for worker, reply in ready:
         per_round = times[worker.label]
         record["rows"].append({"implementation": worker.label, "median": statistics.median(
