@@ -116,9 +116,11 @@ def test_tiled_max_pool_grad_matches_the_tap_loop(monkeypatch, shape, size, data
     np.testing.assert_array_equal(got, want)
 
 
-def test_tiled_max_pool_grad_is_taken_for_distinct_values():
-    """The fast path really runs for Keras' MaxPooling2D(2) on tie-free data."""
+@pytest.mark.parametrize("relu", [False, True])
+def test_tiled_max_pool_grad_is_taken_for_keras_pools(relu):
+    """The fast path really runs for MaxPooling2D(2), also after a ReLU (all-zero windows)."""
     x = np.random.default_rng(2).standard_normal((2, 8, 8, 4))
+    x = np.maximum(x - 1, 0) if relu else x
     attrs = dict(pool_size=(2, 2), strides=(2, 2), padding="valid", data_format="channels_last")
     y = pool._max_pool(x, **attrs)
     windows = pool._windows(x.shape, (2, 2), (2, 2), "valid", "channels_last")
