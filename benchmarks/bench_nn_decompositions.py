@@ -48,8 +48,9 @@ def main(rounds: int = 11, repeat: int = 5) -> None:
             hand = K.function([xp, tp], outputs, passes="-decompose,-fusion")
             for a, b in zip(fused([x, t]), hand([x, t])):
                 np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6)
-            times = interleave({"fused": lambda: fused([x, t]), "hand": lambda: hand([x, t])},
-                               rounds, repeat)
+            feeds = [x, t]
+            times = interleave({"fused": lambda f=fused, d=feeds: f(d),
+                                "hand": lambda f=hand, d=feeds: f(d)}, rounds, repeat)
             print(f"{str(shape):12s} {name:34s} fused / hand kernel: "
                   f"{median_ratio(times, 'fused', 'hand'):.2f}x")
 

@@ -101,13 +101,14 @@ def test_the_mlp_training_step_has_the_expected_regions():
 # --- IR text in, IR text out -------------------------------------------------------------------
 
 F = "float32[?0,3]"
+EYE = "dense<float32[3,3]>[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]"
 
 
 def test_a_path_leaving_a_region_and_coming_back_splits_it():
     """b reads the matmul of a, so a and b cannot share a node (it would be its own input)."""
     before = f"""graph @f(%x) {{
   {X} : {F}
-  %w = constant {{value=dense<float32[3,3]>[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]}} : float32[3,3]
+  %w = constant {{value={EYE}}} : float32[3,3]
   %a = exp(%x) : {F}
   %a2 = tanh(%a) : {F}
   %m = matmul(%a2, %w) {{transpose_a=false, transpose_b=false}} : {F}
@@ -123,7 +124,7 @@ def test_a_path_leaving_a_region_and_coming_back_splits_it():
     %1 = tanh(%0) : {F}
     return %1
   }}}} : {F}
-  %w = constant {{value=dense<float32[3,3]>[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]}} : float32[3,3]
+  %w = constant {{value={EYE}}} : float32[3,3]
   %1 = matmul(%0, %w) {{transpose_a=false, transpose_b=false}} : {F}
   %2 = fused(%0, %1) {{body=graph @fused(%in0, %in1) {{
     %in0 = placeholder {{name="in0", default=none}} : {F}
