@@ -7,6 +7,9 @@ order (so results agree to rounding). Pieces shared between a loss and its
 gradient (the max, the shifted logits, the exponentials and their sum) are
 built once per (logits, axis), so the fused region computes them once.
 
+bias_add becomes an add where broadcasting aligns the bias (channels last),
+so a layer's bias and activation fuse after its matmul or convolution.
+
 Shape-only inputs would tie regions together needlessly (a loss's gradient
 reads the loss only for its shape), so `unreduce` becomes `broadcast_like`
 where broadcasting already aligns the axes, `reduced_size` counts a graph
@@ -206,6 +209,16 @@ def _reduce_std(d, node, inputs):
     return d.op("sqrt", [variance], node.location)
 
 
+def _bias_add(d, node, inputs):
+    """bias_add is an add when broadcasting already aligns the bias with x's channels (a
+    vector on the last axis, or one example's shape); channels_first stays whole."""
+    x, bias = inputs
+    last = bias.type.ndim == 1 and node.attrs["axis"] == x.type.ndim - 1
+    if last or bias.type.ndim == x.type.ndim - 1:
+        return d.op("add", [x, bias], node.location)
+    return None
+
+
 def _unreduce(d, node, inputs):
     """unreduce(g, like) is broadcast_like(g, like) when broadcasting already aligns g's axes."""
     g, like = inputs
@@ -241,6 +254,7 @@ _RULES = {
     "softmax_cross_entropy_grad": _softmax_cross_entropy_grad,
     "l2_normalize": _l2_normalize, "reduce_logsumexp": _logsumexp,
     "reduce_var": _reduce_var, "reduce_std": _reduce_std,
-    "unreduce": _unreduce, "reduced_size": _reduced_size,
+    "unreduce": _unreduce, "reduced_size": _reduced_size, "bias_add": _bias_add,
 }
-_SHAPE_RULES = {"unreduce", "reduced_size"}  # any dtype: they move shapes, not values
+# Any dtype: they move shapes, not values (bias_add is an add in x's own dtype).
+_SHAPE_RULES = {"unreduce", "reduced_size", "bias_add"}
