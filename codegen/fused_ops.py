@@ -35,6 +35,7 @@ UFUNCS = {
     "logical_and": np.logical_and, "logical_or": np.logical_or,
     "logical_not": np.logical_not,
 }
+_KEYWORD_OUT = {"maximum", "minimum"}
 _DEFAULT_RELU = {"alpha": 0.0, "max_value": None, "threshold": 0.0}
 # The identity of max/min over no elements, as ir/ops/reduce.py gives it.
 _REDUCERS = {"reduce_sum": "_add.reduce", "reduce_prod": "_multiply.reduce"}
@@ -74,12 +75,14 @@ def emit(node, inputs: list, shapes: dict) -> Emitted:
     op, attrs = node.op, node.attrs
     fallback = Emitted(f"{{kernel}}({', '.join(inputs)})", "alias" if op.view else "fresh")
     if op.name in UFUNCS and not attrs:
-        # out passed by position: NumPy parses no keywords (it matters for small arrays)
-        return Emitted(f"_{UFUNCS[op.name].__name__}({', '.join(inputs)}, {{out}})", "out",
+        # out passed by position: NumPy parses no keywords (it matters for small arrays),
+        # except to maximum/minimum, where NumPy 2.4 deprecates a third positional argument
+        out = "out={out}" if op.name in _KEYWORD_OUT else "{out}"
+        return Emitted(f"_{UFUNCS[op.name].__name__}({', '.join(inputs)}, {out})", "out",
                        inplace=True)
     if op.name == "relu" and attrs == _DEFAULT_RELU:
         zero = f"_zero_{node.outputs[0].type.dtype}"
-        return Emitted(f"_maximum({inputs[0]}, {zero}, {{out}})", "out", inplace=True)
+        return Emitted(f"_maximum({inputs[0]}, {zero}, out={{out}})", "out", inplace=True)
     if op.name == "relu_grad" and attrs == _DEFAULT_RELU:
         # the mask is computed before the product is stored, so {out} may be g or x
         return Emitted(f"_multiply({inputs[0]}, _greater({inputs[1]}, 0), {{out}})", "out",
