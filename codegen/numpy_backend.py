@@ -5,6 +5,10 @@ NumPy calls (`v3 = k_add(v1, v2)`), preceded by the feed checks and followed
 by the variable updates, so a call walks no graph and dispatches nothing.
 Intermediates are deleted after their last use so large graphs do not keep
 every buffer alive. `Executable.source` is that program, for reading.
+
+A fused node runs codegen/fused_numpy.py's blocked kernel; an intermediate
+that dies at a fused node is donated to it (codegen/memory_plan.py), which
+writes its values and outputs into that memory instead of allocating.
 """
 from __future__ import annotations
 
