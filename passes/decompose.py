@@ -31,6 +31,8 @@ from ..ir.rewrite import build, rebuild
 
 
 def decompose(graph: Graph) -> Graph:
+    if not any(node.op.name in _RULES for node in graph.nodes):
+        return graph  # nothing to rewrite: no rebuild
     return _Decomposer(graph).run()
 
 
