@@ -53,6 +53,7 @@ class _Regions:
         self.parent: dict = {}  # node -> node (union-find over region members)
         self.members: dict = {}  # region root -> list of member nodes
         self.first: dict = {}  # region root -> smallest member position
+        self.last: dict = {}  # region root -> largest member position
         self.outside: dict = {}  # region root -> producers (not leaves) its members read
 
     def find(self, node):
@@ -89,6 +90,7 @@ class _Regions:
         self.parent[node] = node
         self.members[node] = [node]
         self.first[node] = self.position[node]
+        self.last[node] = self.position[node]
         self.outside[node] = [v.node for v in node.inputs if not v.node.op.leaf]
 
     def _union(self, a, b) -> None:
@@ -100,6 +102,7 @@ class _Regions:
         self.parent[b] = a
         self.members[a].extend(self.members.pop(b))
         self.first[a] = min(self.first[a], self.first.pop(b))
+        self.last[a] = max(self.last[a], self.last.pop(b))
         merged = self.outside[a] + self.outside.pop(b)  # keep only what is still outside
         self.outside[a] = [p for p in dict.fromkeys(merged) if self.region(p) is not a]
 
@@ -141,6 +144,8 @@ class _Regions:
                 return True
             if region is not None and region not in expanded:
                 expanded.add(region)
+                if self.last[region] < floor:
+                    continue  # all its members are below the floor: nothing to follow
                 stack.extend(m for m in self.members[region] if m not in seen)
                 seen.update(self.members[region])
             if self.position[node] < floor:
