@@ -126,3 +126,14 @@ def test_bench_help_and_bad_only():
         main(["bench", "--help"])
     assert exit_info.value.code == 0
     assert main(["bench", "--only", "W9"]) == 2
+
+
+def test_from_json_prints_the_tables_of_a_saved_record(tiny_run, tmp_path, capsys):
+    from graphk.cli import main
+
+    _, result = tiny_run
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(result))
+    assert main(["bench", "--from-json", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert "threads=1 (pinned" in out and "#### W3 MLP SGD step, batch 8, 16-8-8-4" in out

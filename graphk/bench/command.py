@@ -24,6 +24,9 @@ def add_parser(commands) -> None:
                        help="rewrite README.md's block between the bench markers")
     bench.add_argument("--peer-python", metavar="PYTHON",
                        help="interpreter for the JAX and PyTensor workers (a venv with them)")
+    bench.add_argument("--from-json", metavar="FILE",
+                       help="run nothing: print (and with --update-readme write) the tables "
+                            "of a record an earlier --json wrote")
     bench.set_defaults(run=command_bench)
 
 
@@ -42,17 +45,23 @@ def command_bench(args) -> int:
     except ValueError as error:
         print(f"graphk: error: {error}", file=sys.stderr)
         return 2
-    settings = Settings.for_run(args.quick, args.threads, scale, args.peer_python)
-    mode = mode_line({"threads": args.threads, "quick": args.quick})
-    print(f"# graphk bench: {', '.join(keys)}; {mode}", flush=True)
-    result = run_suite(keys, settings, progress=lambda line: print(line, flush=True))
-    result["machine"] = machine()
-    text = markdown(result, suite.sizes(scale))
+    if args.from_json:
+        with open(args.from_json) as handle:
+            result = json.load(handle)
+    else:
+        settings = Settings.for_run(args.quick, args.threads, scale, args.peer_python)
+        mode = mode_line({"threads": args.threads, "quick": args.quick})
+        print(f"# graphk bench: {', '.join(keys)}; {mode}", flush=True)
+        result = run_suite(keys, settings, progress=lambda line: print(line, flush=True))
+        result["machine"] = machine()
+        result["command"] = "python -m graphk " + " ".join(sys.argv[1:])
+    text = markdown(result, suite.sizes(result["scale"]))
     print(text)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=1)
     if args.update_readme:
-        update_readme(text, Path(__file__).resolve().parents[2] / "README.md")
+        update_readme(text, Path(__file__).resolve().parents[2] / "README.md",
+                      result.get("command", "python -m graphk bench"))
     failed = [key for record in result["cases"] for key in record["failed"]]
     return 1 if failed else 0
