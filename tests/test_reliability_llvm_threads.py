@@ -116,11 +116,12 @@ def test_many_llvm_calls_do_not_grow_the_process():
 
 
 def test_a_dropped_llvm_function_releases_its_kernels():
+    before = _live_loaded_objects()
     f, _ = _softmax_function(scale=3.0625)
     f([np.ones((2, 16), dtype="float32")])
+    owners = [weakref.ref(o) for k, o in _live_loaded_objects().items() if k not in before]
+    assert owners, "compiling the function loaded no LLVM object"
     ref = weakref.ref(f)
-    owners = _loaded_objects(f)
-    assert owners, "the function holds no loaded LLVM object"
     del f
     gc.collect()
     assert ref() is None
@@ -130,22 +131,12 @@ def test_a_dropped_llvm_function_releases_its_kernels():
     assert all(owner() is None for owner in owners)
 
 
-def _loaded_objects(fn) -> list:
-    """Weak references to the LoadedObjects behind fn's kernels, found by walking
-    the objects reachable from fn (its layout is not part of any interface)."""
+def _live_loaded_objects():
+    """The LoadedObjects alive now (objects holding native code), by id."""
     from graphk.codegen.llvm.target import LoadedObject
 
-    seen, stack, found = set(), [fn], []
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, np.ndarray)):
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, LoadedObject):
-            found.append(weakref.ref(obj))
-            continue
-        stack.extend(gc.get_referents(obj))
-    return found
+    gc.collect()
+    return {id(o): o for o in gc.get_objects() if isinstance(o, LoadedObject)}
 
 
 def test_memory_kernel_cache_is_bounded(monkeypatch):
