@@ -15,7 +15,7 @@ def add_parser(commands) -> None:
                     "reference before timing.")
     bench.add_argument("--quick", action="store_true",
                        help="fewer, shorter rounds; W5 compiles 20 layers, W8 trains on 480 "
-                            "images; JAX, PyTensor skip their slowest cases")
+                            "images; PyTensor skips W5 and W7")
     bench.add_argument("--only", metavar="NAME",
                        help="workloads or cases, comma-separated (W1, W5-cold, W8-mlp, ...)")
     bench.add_argument("--threads", choices=("1", "default"), default="default",
