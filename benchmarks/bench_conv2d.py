@@ -21,33 +21,12 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 
 import numpy as np  # noqa: E402
-from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
 from graphk import backend as K  # noqa: E402
+from graphk.bench.training import conv_forward_backward_numpy  # noqa: E402
 from interleaved import interleave, median_ratio, medians  # noqa: E402
 
 INPUT, FILTERS, WINDOW = (32, 28, 28, 1), 32, (3, 3)
-
-
-def numpy_step(x, kernel):
-    """Loss, d loss / d kernel and d loss / d x by hand."""
-    n, h, w, c = x.shape
-    kh, kw, _, f = kernel.shape
-    oh, ow = h - kh + 1, w - kw + 1
-    # (n, oh, ow, c, kh, kw) windows, to rows of (kh, kw, c) to match the kernel layout.
-    columns = sliding_window_view(x, (kh, kw), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
-    columns = columns.reshape(n * oh * ow, kh * kw * c)
-    weights = kernel.reshape(kh * kw * c, f)
-    z = columns @ weights
-    loss = np.maximum(z, 0).sum()
-    dz = (z > 0).astype(x.dtype)
-    d_kernel = (columns.T @ dz).reshape(kernel.shape)
-    d_columns = (dz @ weights.T).reshape(n, oh, ow, kh, kw, c)
-    d_x = np.zeros_like(x)
-    for i in range(kh):
-        for j in range(kw):
-            d_x[:, i:i + oh, j:j + ow, :] += d_columns[:, :, :, i, j, :]
-    return loss, d_kernel, d_x
 
 
 def graphk_step(kernel_value):
@@ -64,9 +43,10 @@ def main(rounds: int = 31, repeat: int = 10) -> None:
     kernel = rng.normal(0, 0.3, WINDOW + (INPUT[-1], FILTERS)).astype(np.float32)
     step = graphk_step(kernel)
     # The two must agree before anything is timed.
-    for got, want in zip(step([x]), numpy_step(x, kernel)):
+    for got, want in zip(step([x]), conv_forward_backward_numpy(x, kernel)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
-    times = interleave({"numpy": lambda: numpy_step(x, kernel), "graphk": lambda: step([x])},
+    times = interleave({"numpy": lambda: conv_forward_backward_numpy(x, kernel),
+                        "graphk": lambda: step([x])},
                        rounds, repeat)
     for name, ms in medians(times).items():
         print(f"{name:7s} forward+backward: {ms:.3f} ms")

@@ -16,6 +16,7 @@ Run (pinned, one BLAS thread; and again without taskset for default threads):
 import numpy as np
 
 from graphk import backend as K
+from graphk.bench.training import mlp_sgd_step_numpy
 from interleaved import interleave, median_ratio, medians
 
 BATCH, SIZES, LR = 128, (784, 256, 256, 10), 0.01
@@ -47,26 +48,6 @@ def graphk_functions(values, passes=None):
     return step, forward
 
 
-def numpy_step(x, y, params):
-    w1, b1, w2, b2, w3, b3 = params
-    a1 = x @ w1 + b1
-    h1 = np.maximum(a1, 0)
-    a2 = h1 @ w2 + b2
-    h2 = np.maximum(a2, 0)
-    logits = h2 @ w3 + b3
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    total = exp.sum(axis=1, keepdims=True)
-    loss = -(y * (shifted - np.log(total))).sum(axis=1).mean()
-    d3 = (exp / total - y) / x.shape[0]
-    d2 = (d3 @ w3.T) * (a2 > 0)
-    d1 = (d2 @ w2.T) * (a1 > 0)
-    for param, grad in ((w3, h2.T @ d3), (b3, d3.sum(0)), (w2, h1.T @ d2), (b2, d2.sum(0)),
-                        (w1, x.T @ d1), (b1, d1.sum(0))):
-        param -= LR * grad
-    return loss
-
-
 def main(rounds: int = 21, repeat: int = 10) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(BATCH, SIZES[0])).astype(np.float32)
@@ -78,10 +59,10 @@ def main(rounds: int = 21, repeat: int = 10) -> None:
           f"the pipeline ({sum(n.op.name == 'fused' for n in step.ir.nodes)} fused)")
     numpy_params = [v.copy() for v in values]
     # Same start, same data: the losses must agree before we time anything.
-    first = numpy_step(x, y, numpy_params)
+    first = mlp_sgd_step_numpy(x, y, numpy_params, LR)
     assert np.isclose(float(step([x, y])[0]), first, rtol=1e-4)
     assert np.isclose(float(unfused([x, y])[0]), first, rtol=1e-4)
-    times = interleave({"numpy step": lambda: numpy_step(x, y, numpy_params),
+    times = interleave({"numpy step": lambda: mlp_sgd_step_numpy(x, y, numpy_params, LR),
                         "graphk step": lambda: step([x, y]),
                         "graphk unfused": lambda: unfused([x, y]),
                         "graphk forward": lambda: forward([x, y])}, rounds, repeat)

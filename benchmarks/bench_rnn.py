@@ -13,6 +13,7 @@ Run: python benchmarks/bench_rnn.py
 import numpy as np
 
 from graphk import backend as K
+from graphk.bench.training import rnn_forward_backward_numpy
 from interleaved import interleave, median_ratio, medians
 
 STEPS, BATCH, FEATURES, UNITS = 50, 32, 32, 64
@@ -33,26 +34,6 @@ def graphk_function(w, u, b):
     return K.function([x, h0, target], [loss] + K.gradients(loss, weights), name="rnn_grad")
 
 
-def numpy_forward_backward(x, h0, target, w, u, b):
-    """The same loss and gradients, forward loop and BPTT written by hand."""
-    steps = x.shape[1]
-    hs = np.empty((steps + 1,) + h0.shape, dtype=h0.dtype)
-    hs[0] = h0
-    for t in range(steps):
-        hs[t + 1] = np.tanh(x[:, t] @ w + hs[t] @ u + b)
-    loss = np.sum(hs[1:].transpose(1, 0, 2) * target)
-    dw, du, db = np.zeros_like(w), np.zeros_like(u), np.zeros_like(b)
-    dh = np.zeros_like(h0)
-    for t in range(steps - 1, -1, -1):
-        dh += target[:, t]
-        dpre = dh * (1 - hs[t + 1] * hs[t + 1])
-        dw += x[:, t].T @ dpre
-        du += hs[t].T @ dpre
-        db += dpre.sum(axis=0)
-        dh = dpre @ u.T
-    return [loss, dw, du, db]
-
-
 def main(rounds: int = 21, repeat: int = 10) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(BATCH, STEPS, FEATURES)).astype(np.float32)
@@ -64,9 +45,9 @@ def main(rounds: int = 21, repeat: int = 10) -> None:
     fn = graphk_function(w, u, b)
     feeds = [x, h0, target]
     # Same data, same weights: loss and gradients must agree before we time anything.
-    for got, want in zip(fn(feeds), numpy_forward_backward(x, h0, target, w, u, b)):
+    for got, want in zip(fn(feeds), rnn_forward_backward_numpy(x, h0, target, w, u, b)):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
-    times = interleave({"numpy": lambda: numpy_forward_backward(x, h0, target, w, u, b),
+    times = interleave({"numpy": lambda: rnn_forward_backward_numpy(x, h0, target, w, u, b),
                         "graphk": lambda: fn(feeds)}, rounds, repeat)
     for name, ms in medians(times).items():
         print(f"{name:7s} forward + backward: {ms:.3f} ms")

@@ -29,7 +29,7 @@ def _w3_make(sizes):
     return {"x": x, "y": y, "params": params}
 
 
-def _w3_numpy_step(x, y, params):
+def mlp_sgd_step_numpy(x, y, params, learning_rate=LEARNING_RATE):
     """Forward, hand-derived backward, in-place SGD; returns the loss before the step."""
     w1, b1, w2, b2, w3, b3 = params
     a1 = x @ w1 + b1
@@ -46,13 +46,13 @@ def _w3_numpy_step(x, y, params):
     d1 = (d2 @ w2.T) * (a1 > 0)
     for param, grad in ((w3, h2.T @ d3), (b3, d3.sum(0)), (w2, h1.T @ d2), (b2, d2.sum(0)),
                         (w1, x.T @ d1), (b1, d1.sum(0))):
-        param -= LEARNING_RATE * grad
+        param -= learning_rate * grad
     return loss
 
 
 def _w3_reference(data):
     params = [p.astype(np.float64) for p in data["params"]]
-    loss = _w3_numpy_step(data["x"].astype(np.float64), data["y"], params)
+    loss = mlp_sgd_step_numpy(data["x"].astype(np.float64), data["y"], params)
     return [loss] + params
 
 
@@ -62,7 +62,7 @@ def _w3_numpy(data, lowering):
     state = {}
 
     def run():
-        state["loss"] = _w3_numpy_step(x, y, params)
+        state["loss"] = mlp_sgd_step_numpy(x, y, params)
     run.state = lambda: [state["loss"]] + params
     return run
 
@@ -160,7 +160,7 @@ def _w6_make(sizes):
             "b": np.zeros(units, np.float32)}
 
 
-def _w6_numpy_step(x, h0, target, w, u, b):
+def rnn_forward_backward_numpy(x, h0, target, w, u, b):
     """Loss sum(outputs * target) and its gradients wrt w, u, b: forward loop and BPTT."""
     steps = x.shape[1]
     hs = np.empty((steps + 1,) + h0.shape, dtype=h0.dtype)
@@ -240,9 +240,10 @@ def _w6_pytensor(data, lowering):
 
 
 register(Case("W6", "W6", "SimpleRNN forward + backward", make=_w6_make,
-              reference=lambda d: _w6_numpy_step(*[d[k].astype(np.float64) for k in _W6_ORDER]),
+              reference=lambda d: rnn_forward_backward_numpy(
+                  *[d[k].astype(np.float64) for k in _W6_ORDER]),
               builders={"graphk": _w6_graphk, "jax": _w6_jax, "pytensor": _w6_pytensor,
-                        "numpy": lambda d, lowering: lambda: _w6_numpy_step(
+                        "numpy": lambda d, lowering: lambda: rnn_forward_backward_numpy(
                             *[d[k] for k in _W6_ORDER])},
               tolerance=(2e-3, 2e-2)))
 
@@ -256,7 +257,7 @@ def _w7_make(sizes):
             "kernel": rng.normal(0, 0.3, (3, 3, shape[-1], filters)).astype(np.float32)}
 
 
-def _w7_numpy_step(x, kernel):
+def conv_forward_backward_numpy(x, kernel):
     """Loss sum(relu(conv)), d kernel and d x: im2col, matmuls, col2im by strided adds."""
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
@@ -324,10 +325,11 @@ def _w7_pytensor(data, lowering):
 
 
 register(Case("W7", "W7", "conv2d forward + backward, loss sum(relu(conv))", make=_w7_make,
-              reference=lambda d: _w7_numpy_step(d["x"].astype(np.float64),
+              reference=lambda d: conv_forward_backward_numpy(d["x"].astype(np.float64),
                                                  d["kernel"].astype(np.float64)),
               builders={"graphk": _w7_graphk, "jax": _w7_jax, "pytensor": _w7_pytensor,
-                        "numpy": lambda d, lowering: lambda: _w7_numpy_step(d["x"], d["kernel"])},
+                        "numpy": lambda d, lowering: lambda: conv_forward_backward_numpy(
+                            d["x"], d["kernel"])},
               tolerance=(1e-3, 1e-2),
               notes={"quick_skip": {"pytensor": "PyTensor 3 runs this convolve2d and its "
                                                 "gradient in Numba object mode, seconds a call"}}))
