@@ -5,8 +5,9 @@ three placeholders whose shapes broadcast against each other (leading dims
 sometimes None, fed as 1 now and then), a chain of elementwise ops,
 reductions over random (also negative) axes, softmax and logsumexp rows.
 `check_case` compiles it with all passes and with none on the NumPy lowering
-and with all passes on the LLVM lowering, feeds non-contiguous arrays, and compares every result with a
-direct interpretation of the unoptimized graph by each op's NumPy kernel;
+and with all passes on the LLVM lowering, feeds non-contiguous arrays, and
+compares every result with a direct interpretation of the unoptimized graph by
+each op's NumPy kernel;
 float64 cases also compare gradients with central differences.
 
 The default test suite runs a fixed-seed campaign (tests/test_fuzz_differential.py);
