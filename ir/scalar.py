@@ -190,9 +190,10 @@ class ScalarBuilder(ABC):
         oracle computes both in a wider type and rounds once. The LLVM versions are within 4 ulp."""
 
 
-def _check(op: str, allowed: tuple, *values) -> str:
-    """The common dtype of `values`, which must be one dtype from `allowed`."""
-    dtypes = {v.dtype.name for v in values}
+def common_dtype(op: str, allowed: tuple, names) -> str:
+    """The one dtype among `names` (dtype names of a scalar op's operands), which must be
+    in `allowed`; both builders check operands with it."""
+    dtypes = set(names)
     if len(dtypes) != 1:
         raise DTypeError(f"scalar {op}: operands must have one dtype, got {sorted(dtypes)}; "
                          "the scalar rule must cast first")
@@ -200,6 +201,11 @@ def _check(op: str, allowed: tuple, *values) -> str:
     if dtype not in allowed:
         raise DTypeError(f"scalar {op}: expected one of {', '.join(allowed)}, got {dtype}")
     return dtype
+
+
+def _check(op: str, allowed: tuple, *values) -> str:
+    """The common dtype of NumPy `values`, which must be one dtype from `allowed`."""
+    return common_dtype(op, allowed, (v.dtype.name for v in values))
 
 
 def _wider(dtype):

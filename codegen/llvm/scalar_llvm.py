@@ -18,7 +18,8 @@ import llvmlite.ir as ir
 import numpy as np
 
 from ...ir.dtypes import DTYPES, INT_DTYPES, DTypeError
-from ...ir.scalar import COMPUTE_FLOATS, MATH_FUNCTIONS, NUMERIC, PREDICATES, ScalarBuilder
+from ...ir.scalar import (COMPUTE_FLOATS, MATH_FUNCTIONS, NUMERIC, PREDICATES, ScalarBuilder,
+                          common_dtype)
 
 _REGISTER = {"float16": ir.HalfType(), "float32": ir.FloatType(), "float64": ir.DoubleType(),
              "int8": ir.IntType(8), "int16": ir.IntType(16), "int32": ir.IntType(32),
@@ -49,14 +50,7 @@ class Scalar:
 
 
 def _check(op: str, allowed: tuple, *values: Scalar) -> str:
-    dtypes = {v.dtype for v in values}
-    if len(dtypes) != 1:
-        raise DTypeError(f"scalar {op}: operands must have one dtype, got {sorted(dtypes)}; "
-                         "the scalar rule must cast first")
-    (dtype,) = dtypes
-    if dtype not in allowed:
-        raise DTypeError(f"scalar {op}: expected one of {', '.join(allowed)}, got {dtype}")
-    return dtype
+    return common_dtype(op, allowed, (v.dtype for v in values))
 
 
 class LLVMScalarBuilder(ScalarBuilder):
