@@ -6,14 +6,14 @@ several threads at once; 20,000 calls do not grow the process; a dropped
 function releases its kernels; the in-memory kernel cache stays within its bound.
 """
 import gc
-import resource
 import threading
 import weakref
 
 import numpy as np
 import pytest
 
-from graphk import backend as K
+from concurrency import rss_kib, run_threads, softmax_function, softmax_reference
+
 from graphk.codegen.llvm import cache as llvm_cache
 from graphk.codegen.llvm.cache import MEMORY as REAL_MEMORY
 from graphk.codegen.llvm.compiler import STATS
@@ -27,46 +27,12 @@ def fresh_disk_cache(tmp_path):
     llvm_cache.set_disk_cache(None)
 
 
-def _softmax_function(width=16, scale=2.0):
-    """softmax(tanh(x @ W) * scale + 0.5) and its row sums of squares: the softmax and
-    the sum of squares fuse into a region that runs on LLVM at every size."""
-    x = K.placeholder((None, width))
-    W = K.variable(np.linspace(-1, 1, width * width).reshape(width, width))
-    y = K.softmax(K.tanh(K.dot(x, W)) * scale + 0.5)
-    fn = K.function([x], [y, K.sum(y * y, axis=1)], backend="llvm")
-    return fn, K.get_value(W)
-
-
-def _reference(x, W, scale=2.0):
-    z = np.tanh(x @ W) * scale + 0.5
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    y = e / e.sum(axis=1, keepdims=True)
-    return y, (y * y).sum(axis=1)
-
-
-def _run_threads(target, count):
-    errors = []
-
-    def guarded(k):
-        try:
-            target(k)
-        except BaseException as error:  # noqa: BLE001 -- reported by the test
-            errors.append(error)
-
-    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-
-
 def _runs_on_llvm(fn) -> bool:
     return ": llvm: " in fn.report(show=False)
 
 
 def test_llvm_function_called_from_eight_threads():
-    f, W = _softmax_function()
+    f, W = softmax_function(backend="llvm")
     assert _runs_on_llvm(f), f.report(show=False)
     start = threading.Barrier(8)
 
@@ -77,11 +43,11 @@ def test_llvm_function_called_from_eight_threads():
             # sizes differ per thread and call: shared per-shape state is exercised too
             x = rng.normal(size=(1 + (k * 7 + n) % 23, 16)).astype("float32")
             y, s = f([x])
-            want_y, want_s = _reference(x, W)
+            want_y, want_s = softmax_reference(x, W)
             np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(s, want_s, rtol=1e-5, atol=1e-6)
 
-    _run_threads(call, 8)
+    run_threads(call, 8)
 
 
 def test_llvm_compiling_from_several_threads_at_once():
@@ -90,34 +56,30 @@ def test_llvm_compiling_from_several_threads_at_once():
     def compile_and_run(k):
         start.wait()
         # a constant new to this process: every thread really generates a module
-        f, W = _softmax_function(width=8 + k % 3, scale=2.0 + 0.001 * k + 0.0123)
+        f, W = softmax_function(width=8 + k % 3, scale=2.0 + 0.001 * k + 0.0123,
+                                backend="llvm")
         x = np.random.default_rng(k).normal(size=(5, 8 + k % 3)).astype("float32")
-        want = _reference(x, W, scale=2.0 + 0.001 * k + 0.0123)[0]
+        want = softmax_reference(x, W, scale=2.0 + 0.001 * k + 0.0123)[0]
         np.testing.assert_allclose(f([x])[0], want, rtol=1e-5, atol=1e-6)
 
-    _run_threads(compile_and_run, 6)
-
-
-def _rss_kib() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() // 1024
+    run_threads(compile_and_run, 6)
 
 
 def test_many_llvm_calls_do_not_grow_the_process():
-    f, _ = _softmax_function()
+    f, _ = softmax_function(backend="llvm")
     x = np.ones((4, 16), dtype="float32")
     for _ in range(1000):  # warm up caches and allocator pools
         f([x])
-    before = _rss_kib()
+    before = rss_kib()
     for _ in range(20_000):
         f([x])
-    grown = _rss_kib() - before
+    grown = rss_kib() - before
     assert grown < 4096, f"20,000 llvm calls grew the process by {grown} KiB"
 
 
 def test_a_dropped_llvm_function_releases_its_kernels():
     before = _live_loaded_objects()
-    f, _ = _softmax_function(scale=3.0625)
+    f, _ = softmax_function(scale=3.0625, backend="llvm")
     f([np.ones((2, 16), dtype="float32")])
     owners = [weakref.ref(o) for k, o in _live_loaded_objects().items() if k not in before]
     assert owners, "compiling the function loaded no LLVM object"
@@ -148,9 +110,9 @@ def test_memory_kernel_cache_is_bounded(monkeypatch):
     functions = []
     compiled = STATS["compiled"]
     for k in range(5):
-        f, W = _softmax_function(width=4, scale=5.0 + 0.01 * k)
+        f, W = softmax_function(width=4, scale=5.0 + 0.01 * k, backend="llvm")
         x = np.ones((2, 4), dtype="float32")
-        np.testing.assert_allclose(f([x])[0], _reference(x, W, 5.0 + 0.01 * k)[0],
+        np.testing.assert_allclose(f([x])[0], softmax_reference(x, W, 5.0 + 0.01 * k)[0],
                                    rtol=1e-5, atol=1e-6)
         functions.append(f)
         assert len(bounded) <= 2
@@ -159,7 +121,7 @@ def test_memory_kernel_cache_is_bounded(monkeypatch):
     x = np.full((3, 4), 0.5, dtype="float32")
     for k, f in enumerate(functions):
         W = np.linspace(-1, 1, 16).reshape(4, 4)
-        np.testing.assert_allclose(f([x])[0], _reference(x, W, 5.0 + 0.01 * k)[0],
+        np.testing.assert_allclose(f([x])[0], softmax_reference(x, W, 5.0 + 0.01 * k)[0],
                                    rtol=1e-5, atol=1e-6)
     assert STATS["compiled"] >= compiled + 5  # every function generated its own module
     assert REAL_MEMORY.entries == llvm_cache.MEMORY_ENTRIES  # the real cache's bound
