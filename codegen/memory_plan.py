@@ -60,13 +60,7 @@ def peak_intermediate_bytes(graph: Graph, sizes: dict | None = None) -> tuple[in
     """
     sizes = sizes or {}
     unknown: dict = {}
-    last: dict = {}
-    for position, node in enumerate(graph.nodes):
-        for value in node.inputs:
-            last[value] = position
-    end = len(graph.nodes)
-    for value in list(graph.outputs) + [v for pair in graph.updates for v in pair]:
-        last[value] = end
+    last, end = _last_uses(graph)
     plan = donations(graph, _frees(graph, last, end))
     alive, peak, dying_at = 0, 0, {}
     for position, node in enumerate(graph.nodes):
@@ -118,7 +112,8 @@ def memory_section(fn) -> str | None:
             f"{donated} dead input(s) reused by fused kernels")
 
 
-def _frees_of(graph: Graph) -> dict:
+def _last_uses(graph: Graph) -> tuple[dict, int]:
+    """(value -> position of its last reader, end): returned and stored values live to end."""
     last: dict = {}
     for position, node in enumerate(graph.nodes):
         for value in node.inputs:
@@ -126,4 +121,8 @@ def _frees_of(graph: Graph) -> dict:
     end = len(graph.nodes)
     for value in list(graph.outputs) + [v for pair in graph.updates for v in pair]:
         last[value] = end
-    return _frees(graph, last, end)
+    return last, end
+
+
+def _frees_of(graph: Graph) -> dict:
+    return _frees(graph, *_last_uses(graph))

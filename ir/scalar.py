@@ -203,6 +203,20 @@ def common_dtype(op: str, allowed: tuple, names) -> str:
     return dtype
 
 
+def checked_const(value, dtype: str):
+    """`value` as a constant of `dtype` may hold it (an int for the int dtypes), or a
+    DTypeError: both builders' `const` start here."""
+    if dtype not in DTYPES:
+        raise DTypeError(f"scalar const: unknown dtype {dtype!r}")
+    if dtype in INT_DTYPES:
+        info = np.iinfo(dtype)
+        integral = isinstance(value, (int, np.integer)) or float(value).is_integer()
+        if not (integral and info.min <= value <= info.max):
+            raise DTypeError(f"scalar const: {value!r} is not an integer in {dtype}'s range")
+        return int(value)
+    return value
+
+
 def _check(op: str, allowed: tuple, *values) -> str:
     """The common dtype of NumPy `values`, which must be one dtype from `allowed`."""
     return common_dtype(op, allowed, (v.dtype.name for v in values))
@@ -252,15 +266,7 @@ class NumpyScalarBuilder(ScalarBuilder):
         return v.dtype.name
 
     def const(self, value, dtype: str):
-        if dtype not in DTYPES:
-            raise DTypeError(f"scalar const: unknown dtype {dtype!r}")
-        if dtype in INT_DTYPES:
-            info = np.iinfo(dtype)
-            integral = isinstance(value, (int, np.integer)) or float(value).is_integer()
-            if not (integral and info.min <= value <= info.max):
-                raise DTypeError(f"scalar const: {value!r} is not an integer in {dtype}'s range")
-            value = int(value)
-        return np.asarray(value, dtype=dtype)
+        return np.asarray(checked_const(value, dtype), dtype=dtype)
 
     def _binary(self, name, ufunc, allowed, a, b):
         _check(name, allowed, a, b)

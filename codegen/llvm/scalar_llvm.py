@@ -19,7 +19,7 @@ import numpy as np
 
 from ...ir.dtypes import DTYPES, INT_DTYPES, DTypeError
 from ...ir.scalar import (COMPUTE_FLOATS, MATH_FUNCTIONS, NUMERIC, PREDICATES, ScalarBuilder,
-                          common_dtype)
+                          checked_const, common_dtype)
 
 _REGISTER = {"float16": ir.HalfType(), "float32": ir.FloatType(), "float64": ir.DoubleType(),
              "int8": ir.IntType(8), "int16": ir.IntType(16), "int32": ir.IntType(32),
@@ -79,14 +79,9 @@ class LLVMScalarBuilder(ScalarBuilder):
         return v.dtype
 
     def const(self, value, dtype: str) -> Scalar:
-        if dtype not in DTYPES:
-            raise DTypeError(f"scalar const: unknown dtype {dtype!r}")
+        value = checked_const(value, dtype)
         if dtype in INT_DTYPES:
-            info = np.iinfo(dtype)
-            integral = isinstance(value, (int, np.integer)) or float(value).is_integer()
-            if not (integral and info.min <= value <= info.max):
-                raise DTypeError(f"scalar const: {value!r} is not an integer in {dtype}'s range")
-            return Scalar(ir.Constant(_REGISTER[dtype], int(value) & ((1 << _BITS[dtype]) - 1)),
+            return Scalar(ir.Constant(_REGISTER[dtype], value & ((1 << _BITS[dtype]) - 1)),
                           dtype)
         if dtype == "bool":
             return Scalar(ir.Constant(_REGISTER[dtype], int(value != 0)), dtype)
