@@ -8,7 +8,10 @@ reused as soon as a value is dead, in place where the op allows.
 
 A plan depends on the run-time shapes, so `FusedKernel` compiles one small
 Python program (codegen/fused_program.py) per distinct input-shape signature
-(a dict lookup after that). Values that do not vary along the blocked axis (a bias, a scalar, a
+(a dict lookup after that). Programs are shared process-wide between fused
+nodes of the same structure (ops, attributes, wiring, dtypes; not locations)
+called with the same shapes: the 100 layers of a deep MLP compile one.
+Values that do not vary along the blocked axis (a bias, a scalar, a
 reduction's result that does not depend on blocked values) are computed once,
 whole, before the block loop. A region that reduces over the leading axis
 (a bias gradient, a mean over the batch) cannot be split that way; it is
@@ -32,7 +35,8 @@ from .fused_program import generate
 BLOCK_BYTES = 64 * 1024  # per block operand: a few of them stay in L1/L2 together
 WHOLE_BELOW = 1024 * 1024  # regions whose largest value is smaller run whole (in L2; no loop)
 _PLAN_CACHE_LIMIT = 64  # distinct input-shape signatures compiled per node
-_FILENAME = "<graphk fused {id}>"
+_SHARED_LIMIT = 1024  # programs kept for nodes of the same structure (dropped all at once)
+_FILENAME = "<graphk fused plan {id}>"
 _counter = itertools.count()
 
 
@@ -47,8 +51,8 @@ class FusedKernel:
         self.single = len(self.body.outputs) == 1
         self.plans: dict = {}  # input shapes -> run(*arrays)
         self.sources: dict = {}  # input shapes -> the generated program, for reading
-        self.filename = _FILENAME.format(id=next(_counter))
         self.line_nodes: dict = {}  # plan file name -> {line: body node}
+        self._structure = False  # structure_key(body), computed at the first plan
         # Indices of inputs whose arrays the caller no longer needs (set by the NumPy
         # lowering's memory plan): the body may reuse them for its values and outputs.
         self.donate: frozenset = frozenset()
@@ -69,17 +73,24 @@ class FusedKernel:
             raise self._explain(error) from error
 
     def _compile(self, key):
-        shapes = runtime_shapes(self.body, key)
-        source, env, line_nodes = generate(self.body, shapes, choose_blocking(self.body, shapes),
-                                           self.donate)
-        filename = f"{self.filename} plan {len(self.line_nodes)}"
-        exec(compile(source, filename, "exec"), env)
-        self.line_nodes[filename] = line_nodes
+        if self._structure is False:
+            self._structure = structure_key(self.body)
+        shared_key = None if self._structure is None else (self._structure, key, self.donate)
+        plan = _SHARED.get(shared_key) if shared_key is not None else None
+        if plan is None:
+            plan = _Plan(self.body, runtime_shapes(self.body, key), self.donate)
+            if shared_key is not None:
+                if len(_SHARED) >= _SHARED_LIMIT:
+                    _SHARED.clear()
+                _SHARED[shared_key] = plan
+        # this node's own body nodes (and so its users' lines) for the plan's lines
+        nodes = self.body.nodes
+        self.line_nodes[plan.filename] = {line: nodes[k] for line, k in plan.positions.items()}
         if len(self.plans) >= _PLAN_CACHE_LIMIT:
             self.plans.clear()
-        self.plans[key] = env["run"]
-        self.sources[key] = source
-        return env["run"]
+        self.plans[key] = plan.run
+        self.sources[key] = plan.source
+        return plan.run
 
     def _explain(self, error: Exception) -> Exception:
         """The error located at the body node whose line raised (found from the traceback)."""
@@ -97,6 +108,68 @@ class FusedKernel:
 
 def compile_fused(node) -> FusedKernel:
     return FusedKernel(node)
+
+
+class _Plan:
+    """One compiled program: `run`, its source, and body node positions by source line.
+
+    The program reads nothing but its inputs and the body's constants and
+    attributes (buffers are allocated per call), so it serves every body of
+    the same structure; errors are located through each node's own body."""
+
+    def __init__(self, body, shapes: dict, donate: frozenset):
+        source, env, line_nodes = generate(body, shapes, choose_blocking(body, shapes), donate)
+        self.filename = _FILENAME.format(id=next(_counter))
+        exec(compile(source, self.filename, "exec"), env)
+        self.run = env["run"]
+        self.source = source
+        position = {node: k for k, node in enumerate(body.nodes)}
+        self.positions = {line: position[node] for line, node in line_nodes.items()}
+
+
+_SHARED: dict = {}  # (structure key, input shapes, donated inputs) -> _Plan
+
+
+def structure_key(body):
+    """A hashable key equal for bodies that compute the same thing the same way: op names,
+    attributes (floats by their text, arrays by dtype, shape and bytes), which values each
+    node reads, every value's dtype, and the outputs; not locations, names or symbolic
+    dims (plans are per concrete shapes). None when an attribute has no such key."""
+    number = {value: k for k, value in enumerate(body.inputs)}
+    parts = [tuple(v.type.dtype for v in body.inputs)]
+    for node in body.nodes:
+        if node.op.name == "placeholder":
+            if node.outputs[0] not in number:
+                return None  # a placeholder the body does not take as an input
+            continue
+        attrs = _attr_key(node.attrs)
+        if attrs is None:
+            return None
+        reads = tuple(number.get(v, -1) for v in node.inputs)
+        if -1 in reads:
+            return None  # reads a value from outside the body (not a closed body)
+        parts.append((node.op.name, reads, attrs, tuple(v.type.dtype for v in node.outputs)))
+        for value in node.outputs:
+            number[value] = len(number)
+    parts.append(tuple(number[v] for v in body.outputs))
+    return tuple(parts)
+
+
+def _attr_key(value):
+    """A hashable, type-tagged stand-in for an attribute value (None: none exists)."""
+    if isinstance(value, dict):
+        items = tuple((name, _attr_key(v)) for name, v in sorted(value.items()))
+        return None if any(v is None for _, v in items) else ("dict", items)
+    if isinstance(value, float):
+        return ("float", repr(value))  # 0.0 and -0.0 differ, NaN equals NaN
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
+    if isinstance(value, tuple):
+        items = tuple(_attr_key(v) for v in value)
+        return None if any(v is None for v in items) else ("tuple", items)
+    if value is None or isinstance(value, (bool, int, str)):
+        return (type(value).__name__, value)
+    return None  # a nested graph or anything else: such bodies keep programs of their own
 
 
 # --- run-time shapes ------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""codegen/fused_numpy.py: programs shared between fused nodes of the same structure."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from graphk import backend as K
+from graphk.codegen.fused_numpy import structure_key
+
+
+def _kernels(fn) -> list:
+    return [k for k in fn._executable.run.__globals__.values()
+            if type(k).__name__ == "FusedKernel"]
+
+
+def _log_chain(x, scale):
+    return K.log(x * scale - 1.0) + 2.0
+
+
+def test_same_structure_at_two_lines_shares_one_program_and_names_each_line():
+    x = K.placeholder((None, 3), name="x")
+    first = K.function([x], [K.log(x * 2.0 - 1.0) + 2.0], backend="numpy")  # line A
+    second = K.function([x], [K.log(x * 2.0 - 1.0) + 2.0], backend="numpy")  # line B
+    data = np.full((2, 3), 3.0, np.float32)
+    np.testing.assert_allclose(first([data])[0], np.log(5.0) + 2.0, rtol=1e-6)
+    np.testing.assert_allclose(second([data])[0], np.log(5.0) + 2.0, rtol=1e-6)
+    (a,), (b,) = _kernels(first), _kernels(second)
+    key = (data.shape,)
+    assert a.plans[key] is b.plans[key]  # one program compiled for both
+    with np.errstate(invalid="raise"):  # log of a negative number raises inside the program
+        with pytest.raises(FloatingPointError, match=r"log at .*test_fused_plans_shared.py:21"):
+            first([-data])
+        with pytest.raises(FloatingPointError, match=r"log at .*test_fused_plans_shared.py:22"):
+            second([-data])
+
+
+def test_different_constants_dtypes_or_shapes_get_programs_of_their_own():
+    x = K.placeholder((None, 3), name="x")
+    y = K.placeholder((None, 3), dtype="float64", name="y")
+    fns = [K.function([x], [_log_chain(x, 2.0)], backend="numpy"),
+           K.function([x], [_log_chain(x, 3.0)], backend="numpy"),
+           K.function([y], [_log_chain(y, 2.0)], backend="numpy")]
+    data = np.full((2, 3), 3.0, np.float32)
+    for fn, scale, dtype in zip(fns, (2.0, 3.0, 2.0), ("float32", "float32", "float64")):
+        result = fn([data.astype(dtype)])[0]
+        assert result.dtype == dtype
+        np.testing.assert_allclose(result, np.log(3.0 * scale - 1.0) + 2.0, rtol=1e-6)
+    runs = [_kernels(fn)[0].plans[(data.shape,)] for fn in fns]
+    assert len({id(run) for run in runs}) == 3
+    fns[0]([np.ones((5, 3), np.float32) * 3])  # another shape: another program
+    kernel = _kernels(fns[0])[0]
+    assert kernel.plans[(5, 3),] is not kernel.plans[(2, 3),]
+
+
+def test_structure_key_ignores_locations_and_tells_signed_zero_and_nan_apart():
+    x = K.placeholder((4,), name="x")
+
+    def body_of(value) -> object:
+        fn = K.function([x], [value], backend="numpy")
+        (node,) = [n for n in fn.ir.nodes if n.op.name == "fused"]
+        return node.attrs["body"]
+
+    a = body_of(K.exp(x) * 0.0)
+    b = body_of(K.exp(x) * 0.0)  # another line
+    c = body_of(K.exp(x) * -0.0)
+    d = body_of(K.exp(x) * float("nan"))
+    e = body_of(K.exp(x) * float("nan"))
+    assert structure_key(a) == structure_key(b)
+    assert structure_key(a) != structure_key(c)
+    assert structure_key(d) == structure_key(e) != structure_key(a)
