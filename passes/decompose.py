@@ -17,8 +17,18 @@ input's dim instead of an intermediate's, and a loss cotangent that is one
 number spread over the loss's shape (what a mean's gradient is) is used as
 that number.
 
-Ops with semantics the elementwise form would lose stay whole:
-sparse_softmax_cross_entropy (its kernel range-checks labels), integer
+Integer labels become a comparison with the class index, so a sparse loss
+fuses like the dense one: one_hot(i, C) is cast(equal(arange(C), i[..., None]))
+and sparse_softmax_cross_entropy(labels, logits) is log(sum(exps)) -
+sum(where(equal(arange(C), k), shifted, 0)), k = class_indices(labels): the
+labels range-checked (the sparse kernel's ValueError) and given a size-1
+class axis, in a node of their own outside the region; its gradient is
+(softmax - cast(hit)) * g. The class index is a constant arange (C int32s,
+read from L1 by the LLVM kernel), so the class count must be static; a
+symbolic one keeps the sparse ops whole, as do labels whose shape the type
+rule could not line up with the loss.
+
+Ops with semantics the elementwise form would lose stay whole: integer
 reductions (TensorFlow's truncating integer mean).
 """
 from __future__ import annotations
@@ -28,6 +38,7 @@ import numpy as np
 from ..ir.graph import Graph
 from ..ir.ops.leaf import constant
 from ..ir.rewrite import build, rebuild
+from ..ir.shapes import same_dim
 
 
 def decompose(graph: Graph) -> Graph:
@@ -49,7 +60,7 @@ class _Decomposer:
         rule = _RULES.get(node.op.name)
         if rule is None:
             return None
-        if node.op.name not in _SHAPE_RULES and not _all_float(node, inputs):
+        if node.op.name not in _OWN_DTYPE_RULES and not _all_float(node, inputs):
             return None
         result = rule(self, node, inputs)
         if result is None:
@@ -92,6 +103,34 @@ class _Decomposer:
         return self.shared("log_softmax", x, axis, lambda: self.op(
             "sub", [shifted, self.op("log", [total], loc)], loc))
 
+    def label_hits(self, labels, logits, axis: int, loc):
+        """equal(arange(C), class_indices(labels)): bool in the logits' shape, True at each
+        position's label; None when C is symbolic or the labels do not line up with the
+        logits (see the module docstring)."""
+        classes = logits.type.shape[axis]
+        if not isinstance(classes, int):
+            return None
+        shape, dims = labels.type.shape, logits.type.shape
+        if len(shape) == len(dims) - 1:
+            insert, placed = axis, shape[:axis] + (1,) + shape[axis:]
+        elif len(shape) == len(dims) and shape[axis] == 1:
+            insert, placed = None, shape
+        else:
+            return None
+        if not all(k == axis or same_dim(a, b) for k, (a, b) in enumerate(zip(placed, dims))):
+            return None
+
+        def make():
+            indices = self.op("class_indices", [labels], loc, classes=classes, axis=insert)
+            return self.op("equal", [self.class_index(classes, len(dims) - axis, "int32", loc),
+                                     indices], loc)
+        return self.shared("hits", (labels, logits), axis, make)
+
+    def class_index(self, classes: int, rank: int, dtype: str, loc):
+        """arange(classes) along the first of `rank` trailing axes (1 on the others)."""
+        values = np.arange(classes, dtype=dtype).reshape((classes,) + (1,) * (rank - 1))
+        return constant(values, location=loc)
+
     def spread(self, g, axis: int, loc):
         """A loss cotangent broadcastable against the tensor the loss reduced over `axis`."""
         if g.type.ndim == 0:
@@ -117,6 +156,10 @@ class _Decomposer:
             inner = self.uniform(node.inputs[0])
             return None if inner is None else self.op("neg", [inner], node.location)
         return None
+
+
+def _float(value) -> bool:
+    return value.type.dtype.startswith("float")
 
 
 def _all_float(node, inputs) -> bool:
@@ -167,6 +210,49 @@ def _softmax_cross_entropy_grad(d, node, inputs):
     mass = d.op("reduce_sum", [target], loc, axes=(axis,), keepdims=True)
     unit = d.op("sub", [d.op("mul", [d.softmax(logits, axis, loc), mass], loc), target], loc)
     return d.op("mul", [unit, d.spread(g, axis, loc)], loc)
+
+
+def _sparse_softmax_cross_entropy(d, node, inputs):
+    """log(sum(exps)) - shifted[label]: the kernel's -log_softmax[label], the same roundings."""
+    labels, logits = inputs
+    loc, axis = node.location, node.attrs["axis"]
+    if not _float(logits):
+        return None
+    hits = d.label_hits(labels, logits, axis, loc)
+    if hits is None:
+        return None
+    shifted, exps, _ = d.softmax_parts(logits, axis, loc)
+    total = d.op("reduce_sum", [exps], loc, axes=(axis,), keepdims=False)
+    picked = d.op("switch", [hits, shifted, d.scalar(0, logits, loc)], loc)
+    picked = d.op("reduce_sum", [picked], loc, axes=(axis,), keepdims=False)
+    return d.op("sub", [d.op("log", [total], loc), picked], loc)
+
+
+def _sparse_softmax_cross_entropy_grad(d, node, inputs):
+    """(softmax - onehot) * g: the kernel subtracts 1 at the label, 0 elsewhere is exact."""
+    labels, logits, g = inputs
+    loc, axis = node.location, node.attrs["axis"]
+    if not _float(logits) or g.type.dtype != logits.type.dtype:
+        return None
+    hits = d.label_hits(labels, logits, axis, loc)
+    if hits is None:
+        return None
+    onehot = d.op("cast", [hits], loc, dtype=logits.type.dtype)
+    unit = d.op("sub", [d.softmax(logits, axis, loc), onehot], loc)
+    return d.op("mul", [unit, d.spread(g, axis, loc)], loc)
+
+
+def _one_hot(d, node, inputs):
+    """cast(equal(arange(C), i[..., None]), float32); out-of-range indices match nothing (a
+    zero row, as the kernel gives). Index dtypes that cannot hold C - 1 stay whole."""
+    indices = inputs[0]
+    classes, dtype = node.attrs["num_classes"], indices.type.dtype
+    if classes and classes - 1 > np.iinfo(dtype).max:
+        return None
+    loc = node.location
+    column = d.op("expand_dims", [indices], loc, axis=indices.type.ndim)
+    hits = d.op("equal", [d.class_index(classes, 1, dtype, loc), column], loc)
+    return d.op("cast", [hits], loc, dtype=node.outputs[0].type.dtype)
 
 
 def _l2_normalize(d, node, inputs):
@@ -254,9 +340,14 @@ _RULES = {
     "softmax": _softmax, "log_softmax": _log_softmax, "softmax_grad": _softmax_grad,
     "softmax_cross_entropy": _softmax_cross_entropy,
     "softmax_cross_entropy_grad": _softmax_cross_entropy_grad,
+    "sparse_softmax_cross_entropy": _sparse_softmax_cross_entropy,
+    "sparse_softmax_cross_entropy_grad": _sparse_softmax_cross_entropy_grad,
+    "one_hot": _one_hot,
     "l2_normalize": _l2_normalize, "reduce_logsumexp": _logsumexp,
     "reduce_var": _reduce_var, "reduce_std": _reduce_std,
     "unreduce": _unreduce, "reduced_size": _reduced_size, "bias_add": _bias_add,
 }
-# Any dtype: they move shapes, not values (bias_add is an add in x's own dtype).
-_SHAPE_RULES = {"unreduce", "reduced_size", "bias_add"}
+# Any dtype: they move shapes, not values (bias_add is an add in x's own dtype), or they
+# check the dtypes themselves (integer labels and indices beside float logits).
+_OWN_DTYPE_RULES = {"unreduce", "reduced_size", "bias_add", "sparse_softmax_cross_entropy",
+                    "sparse_softmax_cross_entropy_grad", "one_hot"}

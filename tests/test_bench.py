@@ -29,7 +29,7 @@ def test_every_case_runs_and_is_checked(tiny_run):
     done, result = tiny_run
     assert done.returncode == 0, done.stdout + done.stderr
     assert [r["case"] for r in result["cases"]] == [
-        "W1-large", "W1-small", "W2", "W3", "W4", "W5-cold", "W6", "W7", "W8-mlp"]
+        "W1-large", "W1-small", "W2", "W2-onehot", "W3", "W4", "W5-cold", "W6", "W7", "W8-mlp"]
     for record in result["cases"]:
         assert not record["failed"], record["failed"]
         names = {row["implementation"] for row in record["rows"]}

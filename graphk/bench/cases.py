@@ -16,7 +16,9 @@ their builders, so graphk never depends on them.
 Sizes: `SCALES["full"]` are the issue's sizes; "quick" (--quick) compiles 20
 layers in W5 and trains W8 on 480 images; "tiny" is a test-only override
 (GRAPHK_BENCH_SCALE=tiny) that keeps every code path and shrinks the arrays.
-W1, W2 and W4 live here; training.py, compile_time.py and digits.py add theirs.
+W1, W2 (the sparse loss, and W2-onehot: the same loss written with
+logsumexp and one_hot; the hand-written NumPy is the same for both) and W4
+live here; training.py, compile_time.py and digits.py add theirs.
 """
 from __future__ import annotations
 
@@ -219,6 +221,56 @@ def _w2_pytensor(data, lowering):
 register(Case("W2", "W2", "row softmax crossentropy, integer labels", make=_w2_make,
               reference=lambda d: [_w2_numpy_loss(d["logits"].astype(np.float64), d["labels"])],
               builders={"graphk": _w2_graphk, "jax": _w2_jax, "pytensor": _w2_pytensor,
+                        "numpy": lambda d, lowering: lambda: [_w2_numpy_loss(d["logits"],
+                                                                             d["labels"])]}))
+
+
+# --- W2-onehot: the same loss written with logsumexp and one_hot ------------------------------
+
+def _w2_onehot_graphk(data, lowering):
+    from graphk import backend as K
+
+    classes = data["logits"].shape[1]
+    logits = K.placeholder((None, classes), name="logits")
+    labels = K.placeholder((None,), dtype="int32", name="labels")
+    loss = (K.logsumexp(logits, axis=1)
+            - K.sum(K.one_hot(labels, classes) * logits, axis=1))
+    fn = graphk_function([logits, labels], [loss], lowering, name="w2_onehot")
+    feeds = [data["logits"], data["labels"]]
+    return lambda: fn(feeds)
+
+
+def _w2_onehot_jax(data, lowering):
+    jax = jax_module()
+    classes = data["logits"].shape[1]
+
+    @jax.jit
+    def loss(logits, labels):
+        return (jax.nn.logsumexp(logits, axis=1)
+                - jax.numpy.sum(jax.nn.one_hot(labels, classes) * logits, axis=1))
+    logits, labels = jax.device_put(data["logits"]), jax.device_put(data["labels"])
+    return lambda: [loss(logits, labels).block_until_ready()]
+
+
+def _w2_onehot_pytensor(data, lowering):
+    pytensor_module()
+    import pytensor
+    import pytensor.tensor as pt
+
+    classes = data["logits"].shape[1]
+    logits, labels = pt.matrix("logits", dtype="float32"), pt.vector("labels", dtype="int32")
+    peak = pt.max(logits, axis=1, keepdims=True)
+    lse = pt.log(pt.sum(pt.exp(logits - peak), axis=1)) + peak[:, 0]
+    onehot = pt.eq(labels[:, None], pt.arange(classes)[None, :])
+    fn = pytensor.function([logits, labels], lse - pt.sum(onehot * logits, axis=1))
+    return lambda: [fn(data["logits"], data["labels"])]
+
+
+register(Case("W2-onehot", "W2", "row softmax crossentropy as logsumexp - sum(one_hot * logits)",
+              make=_w2_make,
+              reference=lambda d: [_w2_numpy_loss(d["logits"].astype(np.float64), d["labels"])],
+              builders={"graphk": _w2_onehot_graphk, "jax": _w2_onehot_jax,
+                        "pytensor": _w2_onehot_pytensor,
                         "numpy": lambda d, lowering: lambda: [_w2_numpy_loss(d["logits"],
                                                                              d["labels"])]}))
 

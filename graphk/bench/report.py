@@ -17,6 +17,8 @@ HEADINGS = {
     "W1-large": lambda s: f"W1 elementwise chain, {s['W1'][0]:,} elements",
     "W1-small": lambda s: f"W1 elementwise chain, {s['W1'][1]:,} elements",
     "W2": lambda s: f"W2 row softmax crossentropy, logits {s['W2'][0]}x{s['W2'][1]}, int labels",
+    "W2-onehot": lambda s: f"W2 row softmax crossentropy, logits {s['W2'][0]}x{s['W2'][1]}, "
+                           "as logsumexp - sum(one_hot * logits)",
     "W3": lambda s: f"W3 MLP SGD step, batch {s['W3'][0]}, {'-'.join(map(str, s['W3'][1]))}",
     "W4": lambda s: f"W4 call overhead, f(x) = x + 1 on shape ({s['W4'][0]},)",
     "W5-cold": lambda s: f"W5 compile, {s['W5'][0]} tanh layers width {s['W5'][1]} + "

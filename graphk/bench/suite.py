@@ -4,7 +4,7 @@ from __future__ import annotations
 from . import compile_time, digits, training  # noqa: F401  (each registers its cases)
 from .cases import CASES, SCALES
 
-ORDER = ("W1-large", "W1-small", "W2", "W3", "W4", "W5-cold", "W5-disk", "W6", "W7",
+ORDER = ("W1-large", "W1-small", "W2", "W2-onehot", "W3", "W4", "W5-cold", "W5-disk", "W6", "W7",
          "W8-mlp", "W8-cnn", "W8-lstm")
 
 
