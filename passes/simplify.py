@@ -202,6 +202,17 @@ def uniform_constant_as_scalar(node: Node, inputs: tuple, facts: Facts):
     return None
 
 
+def constant_condition(node: Node, inputs: tuple, facts: Facts):
+    """switch(c, a, b) with c a constant all true (all false) -> a (b), where that branch
+    alone has the result's dims: a learning phase fixed at compile time
+    (graphk/backend/phase.py) drops the other branch"""
+    choice = uniform_constant(inputs[0])
+    if choice is None:
+        return None
+    chosen = inputs[1] if choice else inputs[2]
+    return chosen if same_type(chosen, node.outputs[0]) else None
+
+
 # --- canonical forms ----------------------------------------------------------------------------
 
 def dot_as_matmul(node: Node, inputs: tuple, facts: Facts):
@@ -257,6 +268,7 @@ RULES = (
     Rule("reshape", "reshape of reshape", reshape_of_reshape),
     Rule("sum_to", "sum_to over leading axes", sum_to_as_reduction),
     Rule("pow", "small integer power", small_integer_power),
+    Rule("switch", "switch on a constant condition", constant_condition),
     *(Rule(name, "uniform constant as scalar", uniform_constant_as_scalar)
       for name in ("add", "sub", "mul", "div", "maximum", "minimum", "pow", "switch", "clip")),
     Rule("dot", "matrix dot as matmul", dot_as_matmul),

@@ -16,6 +16,7 @@ from ..passes.pipeline import run_pipeline
 from ..passes.report import CompileReport, DumpDirectory
 from ..threads import blas as _blas
 from .dependencies import carried_updates
+from .phase import compile_function, specialize
 from .session import get_uid
 from .sparse import SparseSignature
 
@@ -47,7 +48,7 @@ class Function:
     """
 
     def __init__(self, inputs, outputs, updates=None, name=None, backend="numpy", passes=None,
-                 profile=False, nan_guard=False):
+                 profile=False, nan_guard=False, fixed=None):
         started = time.perf_counter()  # compile_seconds: this whole constructor
         location = user_location()
         if backend not in BACKENDS:
@@ -65,6 +66,7 @@ class Function:
         # Updates the outputs carry from K.control_dependencies run too (TF semantics).
         pairs = _collect_updates([updates or [], carried_updates(self.outputs)], location)
         graph = Graph(self.inputs, self.outputs, pairs, name=self.name)
+        graph = specialize(graph, fixed)  # fixed placeholders and seeds (backend/phase.py)
         # A dump path that is a file fails here, before any work (passes/report.py).
         self._report = CompileReport(self.name, graph, DumpDirectory.from_environment(self.name))
         self._report.sections.append(_lowering_section)  # which lowering ran each node
@@ -206,7 +208,7 @@ def function(inputs, outputs, updates=None, name=None, **kwargs) -> Function:
     if unknown:
         raise ValueError(f"K.function: unknown keyword argument(s) {unknown}; "
                          f"graphk accepts {sorted(allowed)}")
-    return Function(inputs, outputs, updates, name, **kwargs)
+    return compile_function(Function, inputs, outputs, updates, name, kwargs)  # phase.py
 
 
 def _check_inputs(inputs, name: str) -> list:

@@ -5,6 +5,7 @@ from ..ir.graph import Value
 from ..ir.ops import control
 from ..passes.autodiff import gradients as _reverse_mode
 from .arguments import argument_error
+from .phase import gradients_by_phase
 
 
 def gradients(loss, variables) -> list:
@@ -39,7 +40,8 @@ def gradients(loss, variables) -> list:
                                               f"variable, placeholder or intermediate tensor), "
                                               f"got {type(x).__module__}.{type(x).__name__}",
                                  TypeError)
-    return _reverse_mode(loss, wrt)
+    by_phase = gradients_by_phase(loss, wrt, _reverse_mode)  # graphk/backend/phase.py
+    return by_phase if by_phase is not None else _reverse_mode(loss, wrt)
 
 
 def stop_gradient(variables):

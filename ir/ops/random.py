@@ -261,7 +261,7 @@ def _binomial(rng, shape, dtype, p):
     return (_uint32_draws(rng, shape) < np.uint32(threshold)).astype(dtype)
 
 
-def _seed_for_compile(seed):
+def seed_for_compile(seed):
     """The given seed, or a fresh one from NumPy's global RNG (seeded by np.random.seed)."""
     return int(np.random.randint(2 ** 31 - 1)) if seed is None else seed
 
@@ -269,7 +269,7 @@ def _seed_for_compile(seed):
 def _make_kernel(sample):
     """make_kernel for a sampler: one Generator per compiled function."""
     def make_kernel(shape, dtype, seed, **params):
-        rng = np.random.default_rng(_seed_for_compile(seed))
+        rng = np.random.default_rng(seed_for_compile(seed))
         draw = partial(sample, rng, dtype=np.dtype(dtype), **params)
         if all(isinstance(item, int) for item in shape):
             return lambda: draw(shape)
