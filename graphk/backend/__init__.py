@@ -72,6 +72,10 @@ from .sparse import *  # noqa: F401,F403
 from .tensors import *  # noqa: F401,F403
 from .variables import *  # noqa: F401,F403
 
+from .allocator import keep_freed_memory as _keep_freed_memory
+
+_keep_freed_memory()  # training steps reuse their buffers (graphk/backend/allocator.py)
+
 # Frames in graphk's own code are not the user's call site (in an editable install,
 # passes/ and codegen/ live beside graphk/ rather than inside it).
 for _module in (_source, _passes_pipeline, _codegen_numpy):
