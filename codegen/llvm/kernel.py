@@ -21,9 +21,13 @@ loops and the vectorizer needs no run-time overlap checks.
 from __future__ import annotations
 
 import llvmlite.ir as ir
+import numpy as np
 
 from ...ir.dtypes import DTypeError
 from .layout import Layout, inner_strides, is_full
+from .loops import identity  # noqa: F401  (runtime.py imports it from here)
+from .loops import (REDUCTION_INTERLEAVE, combiner, for_range, loop_hints, prefetch_lines,
+                    start_value)
 from .plan import Plan, Unsupported, accumulate_dtype
 from .scalar_llvm import LLVMScalarBuilder, Scalar, register_type
 
@@ -35,41 +39,6 @@ _STORAGE = {"bool": ir.IntType(8)}
 def storage_type(dtype: str) -> ir.Type:
     """The LLVM type of one element in memory (bool is a byte)."""
     return _STORAGE.get(dtype) or register_type(dtype)
-
-
-def for_range(b: ir.IRBuilder, start, stop, emit_body, carried=()):
-    """for i in [start, stop): values = emit_body(i, values), a rotated loop.
-
-    Returns the carried values after the loop (their initial values when it
-    runs zero times)."""
-    entry = b.block
-    loop = b.append_basic_block("loop")
-    after = b.append_basic_block("after")
-    b.cbranch(b.icmp_signed("<", start, stop), loop, after)
-    b.position_at_end(loop)
-    index = b.phi(I64)
-    index.add_incoming(start, entry)
-    phis = []
-    for value in carried:
-        phi = b.phi(value.type)
-        phi.add_incoming(value, entry)
-        phis.append(phi)
-    updated = emit_body(index, phis) if carried else (emit_body(index, ()) or ())
-    following = b.add(index, ir.Constant(I64, 1))
-    following.flags.append("nsw")
-    latch = b.block
-    index.add_incoming(following, latch)
-    for phi, value in zip(phis, updated):
-        phi.add_incoming(value, latch)
-    b.cbranch(b.icmp_signed("<", following, stop), loop, after)
-    b.position_at_end(after)
-    results = []
-    for init, value in zip(carried, updated):
-        result = b.phi(init.type)
-        result.add_incoming(init, entry)
-        result.add_incoming(value, latch)
-        results.append(result)
-    return results
 
 
 # --- element values ------------------------------------------------------------------
@@ -240,6 +209,7 @@ class Emitter:
 
         def shared(level, indices):
             if level == depth:
+                self._prefetch_next_row(depth, indices, end, bases, extents, strides)
                 for s in range(len(stages)):
                     self._stage(s, depth, indices, bases, extents, strides)
                 return
@@ -271,25 +241,48 @@ class Emitter:
                         count = self.b.mul(count, extents[self.layout.extent_offset[s] + axis])
                     self.counts[node] = count
 
+    def _address(self, s: int, slot: int, indices, bases, strides):
+        """Pointer to `slot`'s element at loop point `indices` of stage `s`."""
+        rank = self.plan.stages[s].rank
+        base = self.layout.stride_offset[(s, slot)]
+        offset = ir.Constant(I64, 0)
+        inner = self.inner.get((s, slot))
+        for axis, index in enumerate(indices):
+            if axis == rank - 1 and inner is not None:
+                if inner:
+                    offset = self.b.add(offset, index)
+                continue
+            term = self.b.mul(index, strides[base + axis])
+            offset = self.b.add(offset, term)
+        return self.element_pointer(bases[slot], offset, slot)
+
+    def _prefetch_next_row(self, depth, outer, end, bases, extents, strides) -> None:
+        """Prefetch the next row of the inputs the first stage reads (a row: the stage's one
+        loop inside the shared ones), clamped to the last row so it names real elements."""
+        if not depth or self.plan.stages[0].rank != depth + 1:
+            return
+        last = outer[-1]
+        following = self.b.add(last, ir.Constant(I64, 1))
+        stop = end if depth == 1 else self._extent(0, depth - 1, extents)
+        following = self.b.select(self.b.icmp_signed("<", following, stop), following, last)
+        start = outer[:-1] + [following, ir.Constant(I64, 0)]
+        for slot in self.plan.stages[0].reads:
+            info = self.plan.slots[slot]
+            if info.kind == "input" and self.inner.get((0, slot)) == 1:  # a contiguous row
+                row = self._address(0, slot, start, bases, strides)
+                prefetch_lines(self.b, self.module, row, self._extent(0, depth, extents),
+                               np.dtype(info.dtype).itemsize, storage_type(info.dtype))
+
+    def _extent(self, s: int, axis: int, extents):
+        return extents[self.layout.extent_offset[s] + axis]
+
     def _stage(self, s: int, depth: int, outer: list, bases, extents, strides) -> None:
         stage = self.plan.stages[s]
         rank = stage.rank
         ext = extents[self.layout.extent_offset[s]:self.layout.extent_offset[s] + rank]
 
         def address_at(indices):
-            def address(slot):
-                base = self.layout.stride_offset[(s, slot)]
-                offset = ir.Constant(I64, 0)
-                inner = self.inner.get((s, slot))
-                for axis, index in enumerate(indices):
-                    if axis == rank - 1 and inner is not None:
-                        if inner:
-                            offset = self.b.add(offset, index)
-                        continue
-                    term = self.b.mul(index, strides[base + axis])
-                    offset = self.b.add(offset, term)
-                return self.element_pointer(bases[slot], offset, slot)
-            return address
+            return lambda slot: self._address(s, slot, indices, bases, strides)
 
         if stage.kind == "output":
             def point(indices):
@@ -314,7 +307,7 @@ class Emitter:
         nodes = stage.nodes
         slots = [self.plan.slot_of[node.outputs[0]] for node in nodes]
         dtypes = [accumulate_dtype(node.outputs[0].type.dtype) for node in nodes]
-        combines = [_combiner(self, node.op.name, dtype) for node, dtype in zip(nodes, dtypes)]
+        combines = [combiner(self, node.op.name, dtype) for node, dtype in zip(nodes, dtypes)]
         rank = stage.rank
 
         def element_values(indices) -> list:
@@ -334,7 +327,7 @@ class Emitter:
         if rank > depth and (rank - 1) in stage.reduced_axes:
             # innermost axis reduced: register accumulators (vectorized with reassociation)
             def row(indices):
-                identities = [self.sb.const(_identity(node.op.name, dtype), dtype).value
+                identities = [self.sb.const(start_value(node.op.name, dtype), dtype).value
                               for node, dtype in zip(nodes, dtypes)]
 
                 def step(i, carried):
@@ -343,7 +336,7 @@ class Emitter:
                             for combine, acc, dtype, value
                             in zip(combines, carried, dtypes, values)]
                 totals = for_range(self.b, ir.Constant(I64, 0), ext[rank - 1], step,
-                                   identities)
+                                   identities, loop_hints(self.module, REDUCTION_INTERLEAVE))
                 accumulate_in_memory(indices + [ir.Constant(I64, 0)],
                                      [Scalar(t, d) for t, d in zip(totals, dtypes)])
             self._nest(depth, rank - 1, ext, outer, row)
@@ -357,54 +350,3 @@ class Emitter:
         if dtype == "bool":
             return Scalar(self.b.icmp_unsigned("!=", raw, ir.Constant(raw.type, 0)), "bool")
         return Scalar(raw, dtype)
-
-
-_IDENTITIES = {"reduce_sum": 0, "reduce_mean": 0, "reduce_prod": 1}
-
-
-def _identity(op_name: str, dtype: str):
-    """The start of an accumulation: what the reduction of no elements gives."""
-    import numpy as np
-
-    if op_name in _IDENTITIES:
-        return _IDENTITIES[op_name]
-    largest = op_name == "reduce_min"
-    if dtype == "bool":
-        return largest
-    if dtype in ("float32", "float64"):
-        return float("inf") if largest else float("-inf")
-    info = np.iinfo(dtype)
-    return int(info.max if largest else info.min)
-
-
-def identity(op_name: str, dtype: str):
-    """The value a slot is filled with before a reduction accumulates into it."""
-    return _identity(op_name, accumulate_dtype(dtype))
-
-
-def _combiner(emitter: Emitter, op_name: str, dtype: str):
-    """combine(acc, value, reassociate=False) -> Scalar for the reduction `op_name`."""
-    b = emitter.b
-
-    def combine(acc: Scalar, value: Scalar, reassociate: bool = False) -> Scalar:
-        if op_name in ("reduce_sum", "reduce_mean", "reduce_prod"):
-            is_sum = op_name != "reduce_prod"
-            if dtype in ("float32", "float64"):
-                result = (b.fadd if is_sum else b.fmul)(acc.value, value.value)
-                if reassociate:  # lets the vectorizer keep one partial sum per lane
-                    result.flags.append("reassoc")
-                return Scalar(result, dtype)
-            return Scalar((b.add if is_sum else b.mul)(acc.value, value.value), dtype)
-        largest = op_name == "reduce_max"
-        if dtype == "bool":
-            return Scalar((b.or_ if largest else b.and_)(acc.value, value.value), dtype)
-        if dtype in ("float32", "float64"):  # NaN-propagating, vectorizable reductions
-            name = "maximum" if largest else "minimum"
-            ty = register_type(dtype)
-            fn = emitter.module.declare_intrinsic(f"llvm.{name}", [ty],
-                                                  ir.FunctionType(ty, [ty, ty]))
-            return Scalar(b.call(fn, [acc.value, value.value]), dtype)
-        extreme = emitter.sb.maximum if largest else emitter.sb.minimum
-        return extreme(acc, value)
-
-    return combine
