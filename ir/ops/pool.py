@@ -184,8 +184,7 @@ def _tiled_max_pool_grad(g, x, y, windows: _Windows):
         return None  # g * mask would turn inf * 0 into NaNs on the other taps
     first = windows.axes[0]
     split, tiled, taps = list(x.shape[:first]), [slice(None)] * first, []
-    for k, axis in enumerate(windows.axes):
-        out, size = windows.outputs[k], windows.pool_size[k]
+    for out, size in zip(windows.outputs, windows.pool_size):
         taps.append(len(split) + 1)
         split += [out, size]
         tiled += [slice(0, out * size)]
