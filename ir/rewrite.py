@@ -45,13 +45,14 @@ def rebuild(graph: Graph, rewrite_node: RewriteRule, name: str | None = None) ->
     attributes (scan, fused) are left as they are.
     """
     mapping: dict[Value, Value] = {}
+    mapped = mapping.get
     for node in graph.nodes:
         inputs = node.inputs
         if mapping:
-            inputs = tuple(mapping.get(v, v) for v in inputs)
+            inputs = tuple([mapped(v, v) for v in inputs])
         replacement = rewrite_node(node, inputs)
         if replacement is None:
-            if node.op.leaf or all(a is b for a, b in zip(inputs, node.inputs)):
+            if inputs == node.inputs:  # values compare by identity: nothing changed under it
                 continue
             replacement = clone(node, inputs)
         _record(mapping, node, tuple(replacement))
@@ -68,7 +69,8 @@ def _record(mapping: dict, node: Node, replacement: tuple) -> None:
     for old, new in zip(node.outputs, replacement):
         if new is old:
             continue
-        if new.type.dtype != old.type.dtype or new.type.ndim != old.type.ndim:
+        if new.type is not old.type and (new.type.dtype != old.type.dtype
+                                         or new.type.ndim != old.type.ndim):
             raise ValueError(f"rewrite of {node.op.name} at {node.location}: replacement "
                              f"{new.type} for output of type {old.type}")
         mapping[old] = new
@@ -100,12 +102,19 @@ def clone(node: Node, inputs) -> tuple:
     made); otherwise the types are inferred again.
     """
     inputs = tuple(inputs)
-    if all(a.type is b.type or a.type == b.type for a, b in zip(inputs, node.inputs)):
+    if _same_types(inputs, node.inputs):
         result = make_node(node.op, inputs, node.attrs, [v.type for v in node.outputs],
                            node.location)
     else:
         result = build(node.op.name, inputs, node.attrs, node.location)
     return result if isinstance(result, tuple) else (result,)
+
+
+def _same_types(inputs: tuple, old: tuple) -> bool:
+    for a, b in zip(inputs, old):
+        if a.type is not b.type and a.type != b.type:
+            return False
+    return True
 
 
 # --- outlining a subgraph into a closed body ---------------------------------------------------

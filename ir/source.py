@@ -33,12 +33,19 @@ def _is_internal(filename: str) -> bool:
     return known
 
 
+_display_cache: dict = {}  # (working directory, file name) -> shown name: every node asks
+
+
 def _display(filename: str) -> str:
-    try:
-        rel = os.path.relpath(filename)
-    except ValueError:  # another drive on Windows
-        return filename
-    return filename if rel.startswith("..") else rel
+    key = (os.getcwd(), filename)
+    shown = _display_cache.get(key)
+    if shown is None:
+        try:
+            rel = os.path.relpath(filename)
+        except ValueError:  # another drive on Windows
+            rel = ".."
+        shown = _display_cache[key] = filename if rel.startswith("..") else rel
+    return shown
 
 
 _overrides: list = []

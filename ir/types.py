@@ -28,8 +28,9 @@ class TensorType:
 
     def __init__(self, dtype, shape: Shape):
         self.dtype = as_dtype(dtype)
-        self._shape = tuple(shape)
-        self._resolved_at = -1  # BINDINGS count when last resolved; None once all static
+        self._shape = shape = tuple(shape)
+        # BINDINGS count when last resolved; None once all static (ints: nothing to resolve)
+        self._resolved_at = -1 if any(d.__class__ is not int for d in shape) else None
 
     @property
     def shape(self) -> Shape:
@@ -42,7 +43,7 @@ class TensorType:
 
     @property
     def ndim(self) -> int:
-        return len(self.shape)
+        return len(self._shape)  # resolving binds sizes, never changes the rank
 
     @property
     def int_shape(self) -> tuple:
