@@ -199,8 +199,9 @@ def main(argv) -> int:
     library, lowering, layers, width = argv[0], argv[1] or None, int(argv[2]), int(argv[3])
     if library == "graphk":
         import graphk.backend  # noqa: F401  (imports are not compile time)
-        if lowering in ("llvm", "auto"):
+        if lowering in (None, "llvm", "auto"):  # None: the default lowering, maybe auto
             import graphk.codegen.llvm  # noqa: F401
+            import graphk.codegen.llvm.mathlib  # noqa: F401  (else imported by the first emit)
     elif library == "jax":
         import jax
         jax.config.update("jax_enable_x64", False)
