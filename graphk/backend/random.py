@@ -164,11 +164,15 @@ def dropout(x, level, noise_shape=None, seed=None) -> Value:
             and len(noise_shape) != x.type.ndim:
         raise argument_error("dropout", f"noise_shape {tuple(noise_shape)!r} has None entries, "
                                         f"so it must have x's rank {x.type.ndim}", ValueError)
-    samples = ops.random_uniform(noise_shape, dtype=x.type.dtype, seed=seed, like=x)
-    keep = ew.greater_equal(samples, as_value(level, like=samples))
-    scale = ew.div(1.0, ew.sub(1.0, level)) if isinstance(level, Value) else \
-        constant(np.asarray(1 / (1 - level), dtype=x.type.dtype))
-    return ew.mul(ew.mul(x, ew.cast(keep, dtype=x.type.dtype)), scale)
+    if isinstance(level, Value):
+        samples = ops.random_uniform(noise_shape, dtype=x.type.dtype, seed=seed, like=x)
+        keep = ew.cast(ew.greater_equal(samples, as_value(level, like=samples)), dtype=x.type.dtype)
+        return ew.mul(ew.mul(x, keep), ew.div(1.0, ew.sub(1.0, level)))
+    # The same mask from the same draws (u < level is drawn, u >= level kept), compared as
+    # integers by random_binomial rather than through float samples: half the work.
+    dropped = ops.random_binomial(noise_shape, p=level, dtype=x.type.dtype, seed=seed, like=x)
+    keep = ew.sub(constant(np.ones((), x.type.dtype)), dropped)
+    return ew.mul(ew.mul(x, keep), constant(np.asarray(1 / (1 - level), dtype=x.type.dtype)))
 
 
 __all__ = ["random_normal", "truncated_normal", "random_uniform", "random_binomial", "dropout"]
