@@ -277,7 +277,8 @@ def _emit_nodes(program: _Program) -> None:
         for value, name in zip(node.outputs, outputs):
             program.names[value] = name
         bound = _kernel(program, node, used)
-        if node in donated and isinstance(bound, FusedKernel):
+        if node in donated and (isinstance(bound, FusedKernel)
+                                or getattr(bound, "lowering", None) == "llvm"):
             bound.donate = frozenset(donated[node].values())
         if program.wrap_kernel is not None:  # profiled functions only
             bound = program.wrap_kernel(node, bound)

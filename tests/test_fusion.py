@@ -172,13 +172,14 @@ def test_a_single_op_and_free_ops_stay_unfused():
 
 # --- fused results against NumPy ------------------------------------------------------------------
 
-def _compare(build, reference, arrays, shapes=None, rtol=1e-6, atol=1e-6):
-    """build through the default pipeline (which must fuse) equals reference and passes="none"."""
+def _compare(build, reference, arrays, shapes=None, rtol=1e-6, atol=1e-6, **options):
+    """build through the default pipeline (which must fuse) equals reference and passes="none"
+    (`options` go to K.function, e.g. backend="numpy")."""
     inputs = [K.placeholder(shape=s if shapes is None else shapes[i], dtype=str(a.dtype))
               for i, (a, s) in enumerate(zip(arrays, [np.shape(a) for a in arrays]))]
     outputs = build(*inputs)
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    fused = K.function(inputs, outputs)
+    fused = K.function(inputs, outputs, **options)
     assert _fused_nodes(fused.ir), fused.ir
     verify(fused.ir)
     got, plain = fused(arrays), K.function(inputs, outputs, passes="none")(arrays)
@@ -232,8 +233,10 @@ def test_non_contiguous_inputs():
              lambda x, y: np.maximum(x * 2 + 1, 0) - 1 / (1 + np.exp(-y)), [x, y], rtol=1e-5)
 
 
-def test_blocked_evaluation_with_a_reduction_tail_block_and_several_outputs():
-    """Large enough to be split into blocks (rows not a multiple of the block)."""
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_blocked_evaluation_with_a_reduction_tail_block_and_several_outputs(backend):
+    """Large enough to be split into blocks (rows not a multiple of the block) on the NumPy
+    lowering, into rows (and threads) on LLVM; both give the reference."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8001, 37)).astype(np.float32)
     w = rng.normal(size=(37,)).astype(np.float32)
@@ -247,10 +250,13 @@ def test_blocked_evaluation_with_a_reduction_tail_block_and_several_outputs():
         s = z / z.sum(1, keepdims=True)
         return [s, np.log(s + 1) * 2, x.sum(1)]
 
-    fn = _compare(build, reference, [x, w], shapes=[(None, 37), (37,)], rtol=1e-5)
-    kernel_sources = [s for n in fn._executable.run.__globals__.values()
-                      if type(n).__name__ == "FusedKernel" for s in n.sources.values()]
-    assert any("for s in range" in s for s in kernel_sources)
+    fn = _compare(build, reference, [x, w], shapes=[(None, 37), (37,)], rtol=1e-5,
+                  backend=backend)
+    kernels = [k for k in fn._executable.run.__globals__.values()
+               if type(k).__name__ == "FusedKernel"]
+    assert {k.lowering for k in kernels} == {backend}
+    if backend == "numpy":  # the generated blocked program loops over blocks
+        assert any("for s in range" in s for k in kernels for s in k.sources.values())
 
 
 def test_regions_with_more_operands_than_a_ufunc_takes():

@@ -88,10 +88,15 @@ class ModuleBuilder:
     """Entry points wanted by one compiled function, built as one module.
 
     Nothing is emitted until `finish()`, and nothing at all when the module's object
-    code is on disk: a second process pays for loading, not for generating IR."""
+    code is on disk: a second process pays for loading, not for generating IR. K.function
+    leaves finish() to the first call that runs native code (Region.entry), so a function
+    that is built but never called, or only on sizes NumPy runs faster, compiles nothing."""
 
     def __init__(self):
         self.pending: list = []  # (region, variant, kernel key)
+        # What the last finish() did, for fn.report(): None until then, else
+        # ("compiled" | "disk" | "memory", seconds it took).
+        self.outcome: tuple | None = None
 
     def request(self, region: Region, variant: str) -> None:
         key = kernel_key(region.key, variant)
@@ -106,30 +111,38 @@ class ModuleBuilder:
     def finish(self) -> None:
         """Compile (or load from disk) the module and bind every pending entry; an entry
         whose IR cannot be generated is recorded on its region as a failure."""
-        pending, self.pending = self.pending, []
-        if not pending:
-            return
+        started = time.perf_counter()
+        with _lock:  # a second thread's first call waits for this compile, not a module of its own
+            pending, self.pending = self.pending, []
+            if pending:
+                self.outcome = (self._finish(pending), time.perf_counter() - started)
+            elif self.outcome is None:
+                self.outcome = ("memory", 0.0)
+
+    def _finish(self, pending: list) -> str:
         unique = {key: (region, variant) for region, variant, key in pending}
         module_key = hashlib.sha256("\n".join(sorted(unique)).encode()).hexdigest()
         disk = disk_cache()
         failed: dict = {}
-        with _lock:
-            obj = disk.load(module_key)
-            if obj is None:
-                obj = self._compile(unique, failed)
-                if obj is not None and not failed:
-                    disk.store(module_key, obj)
-            else:
-                STATS["from_disk"] += 1
-            loaded = load_object(obj) if obj is not None else None
+        obj = disk.load(module_key)
+        outcome = "disk"
+        if obj is None:
+            outcome = "compiled"
+            obj = self._compile(unique, failed)
+            if obj is not None and not failed:
+                disk.store(module_key, obj)
+        else:
+            STATS["from_disk"] += 1
+        loaded = load_object(obj) if obj is not None else None
         for region, variant, key in pending:
-            region.pending_builder = None
             if key in failed:
                 region.failures[variant] = failed[key]
-                continue
-            symbol = region.symbol(variant)
-            MEMORY.put(key, (loaded, symbol))
-            region.bind(variant, loaded, symbol)
+            else:
+                symbol = region.symbol(variant)
+                MEMORY.put(key, (loaded, symbol))
+                region.bind(variant, loaded, symbol)
+            region.pending_builder = None  # last: Region.entry reads it without the lock
+        return outcome
 
     @staticmethod
     def _compile(unique: dict, failed: dict):

@@ -34,14 +34,18 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
             chosen, reason = name, "not offered to the LLVM backend"
         size = sum(1 for n in node.attrs["body"].nodes if n.op.name != "placeholder")
         lines.append(f"  fused ({size} body ops) at {node.location}: {chosen}: {reason}")
+        kernel = lowering.kernels.get(node) if lowering is not None else None
+        if kernel is not None and chosen == "llvm":
+            lines.append(f"    calls so far: {kernel.call_summary()}")
     if others:
         listed = ", ".join(f"{count} {op}" for op, count in sorted(others.items()))
         lines.append(f"  numpy (ops outside fused regions run their NumPy kernels): {listed}")
     if lowering is not None:
+        lines.append(f"  LLVM code of this function: {lowering.compile_state()}")
         lines.append(f"  LLVM modules this process: {STATS['compiled']} compiled "
                      f"({STATS['compile_seconds']:.3f} s), {STATS['from_disk']} from the disk "
                      f"cache, {STATS['from_memory']} entries from memory")
         if lowering.small_on_numpy:
             lines.append("  small calls run the fused node's NumPy kernel where its cost model "
-                         "says it is faster (codegen/llvm/runtime.py, numpy_is_faster)")
+                         "says it is faster (codegen/llvm/cost.py)")
     return "\n".join(lines)

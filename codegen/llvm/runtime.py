@@ -17,8 +17,9 @@ or a tuple for several). Per call it
    GIL, split over threads when large.
 
 Everything derived from the input shapes and strides is prepared once per
-(shapes, strides) and cached on the kernel, so a steady call costs a
-dictionary lookup, the allocations and the native call. Native code only
+(shapes, strides) and cached on the kernel, so a steady call costs the
+input checks, a dictionary lookup, the allocations, one word read per
+buffer for its address (pointers.py) and the native call. Native code only
 ever indexes within the extents computed here, so it cannot read or write
 out of bounds whatever the feeds.
 """
@@ -29,26 +30,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ...ir.errors import located
-from ...threads import capacity, lease, threads_for
 from ...ir.ops.fused import BODY_REDUCTIONS
 from ...ir.shapes import ShapeError, format_shape
+from ...threads import capacity, lease, threads_for
+from .cost import numpy_is_faster
+from .extents import access_strides, value_shapes
 from .kernel import identity
 from .layout import accesses
 from .plan import Unsupported, accumulate_dtype
+from .pointers import data_address
 
-# When a call is small, the blocked NumPy kernel wins: the native call has a fixed cost
-# (argument checks, buffer pointers, ctypes, allocation) that NumPy only matches with
-# enough ops. Cost models in microseconds, from benchmarks/bench_llvm_overhead.py (CPU
-# time per call on the development machine; see the README):
-#   native  LLVM_CALL_US + LLVM_STAGE_US * loop nests        (the loops themselves are free
-#                                                             next to that at these sizes)
-#   NumPy   ops * (NUMPY_OP_US + NUMPY_ELEMENT_US * elements)
-# so a 17-op chain runs natively at every size, a 5-op softmax from about 2000 elements.
-LLVM_CALL_US = 6.0
-LLVM_STAGE_US = 2.0
-NUMPY_OP_US = 1.5
-NUMPY_ELEMENT_US = 0.001
 # Elements (times the body's op count) per thread before a kernel is split.
 WORK_PER_THREAD = 400_000
 _PREPARED_ENTRIES = 64
@@ -57,13 +48,6 @@ _FLAT = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
 _NEST = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
                          ctypes.c_void_p, ctypes.c_void_p)
 _pool: ThreadPoolExecutor | None = None
-
-
-def numpy_is_faster(elements: int, ops: int, stages: int) -> bool:
-    """The cost models above: whether NumPy beats the native call on this many elements
-    (summed over the loop nests) of a region of `ops` body ops."""
-    native = LLVM_CALL_US + LLVM_STAGE_US * stages
-    return ops * (NUMPY_OP_US + NUMPY_ELEMENT_US * elements) < native
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -79,7 +63,11 @@ class Prepared:
     """What one (shapes, strides) pattern of the inputs needs per call."""
 
     __slots__ = ("variant", "function", "extents", "strides", "outputs", "scratch",
-                 "views", "split", "work")
+                 "views", "split", "work", "why", "donor", "recipe", "run")
+
+
+# How _buffers gets each slot's array (Prepared.recipe holds (code, argument) per slot).
+_INPUT, _CONSTANT, _EMPTY, _FILLED, _DONATED, _VIEW = range(6)
 
 
 class FusedKernel:
@@ -95,30 +83,54 @@ class FusedKernel:
         self.small_on_numpy = small_on_numpy
         self._numpy = None  # the node's blocked NumPy kernel, made when first needed
         self.input_dtypes = [np.dtype(v.type.dtype) for v in self.body.inputs]
+        self._inputs = list(zip(self.input_dtypes, [v.type.ndim for v in self.body.inputs]))
         self.constants = {k: np.ascontiguousarray(slot.value.node.attrs["value"],
                                                   dtype=slot.dtype)
                           for k, slot in enumerate(self.plan.slots) if slot.kind == "constant"}
         self.ops = max(1, sum(1 for n in self.body.nodes if n.op.name != "placeholder"))
+        self._outputs = [k for k, slot in enumerate(self.plan.slots) if slot.kind == "output"]
+        self._pointers = ctypes.c_void_p * len(self.plan.slots)
         self._prepared: dict = {}
         self._functions: dict = {}
+        # Inputs the caller no longer needs (the memory plan, codegen/memory_plan.py): the
+        # output may be written into one of them rather than into fresh memory (page faults
+        # on every call for large arrays). Only a single elementwise store may do so: it
+        # reads each input element before writing the output element at the same place.
+        self.donate: frozenset = frozenset()
+        stage = self.plan.stages[0] if self.plan.flat_eligible() else None
+        self._may_donate = stage is not None and len(stage.stores) == 1 and not any(
+            slot.kind == "view" for slot in self.plan.slots)
 
     # --- the call -------------------------------------------------------------------
     def __call__(self, *arrays):
-        arrays = [self._checked(k, a) for k, a in enumerate(arrays)]
-        key = tuple((a.shape, a.strides) for a in arrays)
+        arrays = [a if a.__class__ is np.ndarray and a.dtype is dtype and a.ndim == ndim
+                  and a.flags.aligned else self._checked(k, a)
+                  for k, (a, (dtype, ndim)) in enumerate(zip(arrays, self._inputs))]
+        key = tuple([(a.shape, a.strides) for a in arrays])
         prepared = self._prepared.get(key)
         if prepared is None:
             prepared = self._prepare(arrays)
             if len(self._prepared) >= _PREPARED_ENTRIES:
                 self._prepared.clear()
             self._prepared[key] = prepared
-        if prepared.variant == "numpy":
+        if prepared.run is None:
             return self.numpy_kernel(*arrays)
-        buffers = self._buffers(arrays, prepared)
-        pointers = (ctypes.c_void_p * len(buffers))(*[b.ctypes.data for b in buffers])
-        self._run(prepared, pointers)
-        outputs = [buffers[k] for k, slot in enumerate(self.plan.slots) if slot.kind == "output"]
-        return tuple(outputs) if len(outputs) > 1 else outputs[0]
+        buffers = self._buffers(arrays, prepared.recipe)
+        prepared.run(self._pointers(*[data_address(b) for b in buffers]))
+        if len(self._outputs) == 1:
+            return buffers[self._outputs[0]]
+        return tuple([buffers[k] for k in self._outputs])
+
+    def call_summary(self) -> str:
+        """Which entry ran each input pattern (shapes, strides) called so far, for the report."""
+        if not self._prepared:
+            return "none yet"
+        counts: dict = {}
+        for prepared in self._prepared.values():
+            name = (f"NumPy ({prepared.why})" if prepared.variant == "numpy"
+                    else f"native {prepared.variant}")
+            counts[name] = counts.get(name, 0) + 1
+        return ", ".join(f"{n} input pattern(s) {name}" for name, n in counts.items())
 
     def _checked(self, k: int, array) -> np.ndarray:
         expected = self.input_dtypes[k]
@@ -137,71 +149,98 @@ class FusedKernel:
             array = array.copy()
         return array
 
-    def _buffers(self, arrays, prepared: Prepared) -> list:
+    @staticmethod
+    def _buffers(arrays, recipe) -> list:
         buffers = []
-        scratch = iter(prepared.scratch)
-        outputs = iter(prepared.outputs)
-        for k, slot in enumerate(self.plan.slots):
-            if slot.kind == "input":
-                buffers.append(arrays[slot.index])
-            elif slot.kind == "constant":
-                buffers.append(self.constants[k])
-            elif slot.kind == "output":
-                shape, dtype, fill = next(outputs)
-                buffers.append(np.empty(shape, dtype) if fill is None
-                               else np.full(shape, fill, dtype))
-            elif slot.kind == "scratch":
-                shape, dtype, fill = next(scratch)
-                buffers.append(np.full(shape, fill, dtype))
+        for code, argument in recipe:
+            if code == _INPUT:
+                buffers.append(arrays[argument])
+            elif code == _CONSTANT:
+                buffers.append(argument)
+            elif code == _EMPTY:
+                buffers.append(np.empty(*argument))
+            elif code == _FILLED:
+                buffers.append(np.full(*argument))
+            elif code == _DONATED:  # read-only (a caller's frozen array): fresh memory instead
+                donor = arrays[argument[0]]
+                buffers.append(donor if donor.flags.writeable else np.empty(*argument[1:]))
             else:  # a view: the aliased buffer in this value's shape
-                buffers.append(buffers[slot.alias].reshape(prepared.views[k]))
+                buffers.append(buffers[argument[0]].reshape(argument[1]))
         return buffers
 
-    def _run(self, prepared: Prepared, pointers) -> None:
+    def _recipe(self, prepared: Prepared) -> list:
+        """(code, argument) per slot: how _buffers gets its array on each call."""
+        recipe = []
+        outputs, scratch = iter(prepared.outputs), iter(prepared.scratch)
+        for k, slot in enumerate(self.plan.slots):
+            if slot.kind == "input":
+                recipe.append((_INPUT, slot.index))
+            elif slot.kind == "constant":
+                recipe.append((_CONSTANT, self.constants[k]))
+            elif slot.kind in ("output", "scratch"):
+                shape, dtype, fill = next(outputs if slot.kind == "output" else scratch)
+                if fill is not None:
+                    recipe.append((_FILLED, (shape, fill, dtype)))
+                elif slot.kind == "output" and prepared.donor is not None:
+                    recipe.append((_DONATED, (prepared.donor, shape, dtype)))
+                else:
+                    recipe.append((_EMPTY, (shape, dtype)))
+            else:
+                recipe.append((_VIEW, (slot.alias, prepared.views[k])))
+        return recipe
+
+    def _runner(self, prepared: Prepared):
+        """run(pointers): the native call, with the prepared extents and strides."""
         function, split = prepared.function, prepared.split
         if prepared.variant == "flat":
-            call = lambda begin, end: function(begin, end, pointers)  # noqa: E731
+            call = lambda begin, end, pointers: function(begin, end, pointers)  # noqa: E731
         else:
-            extents = prepared.extents.ctypes.data
-            strides = prepared.strides.ctypes.data
-            call = lambda begin, end: function(begin, end, pointers, extents, strides)  # noqa: E731
+            extents, strides = data_address(prepared.extents), data_address(prepared.strides)
+            call = lambda begin, end, pointers: function(  # noqa: E731
+                begin, end, pointers, extents, strides)
         if split <= 1 or prepared.work < 2 * WORK_PER_THREAD:  # no budget query needed
-            call(0, split)
-            return
-        wanted = threads_for(prepared.work, WORK_PER_THREAD)
-        if wanted <= 1:
-            call(0, split)
-            return
-        with lease(min(wanted, split)) as granted:
-            bounds = [split * t // granted for t in range(granted + 1)]
-            futures = [_executor().submit(call, bounds[t], bounds[t + 1])
-                       for t in range(1, granted)]
-            call(bounds[0], bounds[1])
-            for future in futures:
-                future.result()
+            return lambda pointers: call(0, split, pointers)
+        return lambda pointers: _split(call, split, prepared.work, pointers)
 
     # --- preparation per input pattern ---------------------------------------------------
     def _prepare(self, arrays) -> Prepared:
-        shapes = self._shapes(arrays)
+        shapes = value_shapes(self.body, arrays)
         plan = self.plan
         prepared = Prepared()
         extents = [shapes[stage.root] for stage in plan.stages]
         prepared.work = sum(int(np.prod(e, dtype=np.int64)) for e in extents) * self.ops
         prepared.outputs = self._output_specs(shapes)
+        prepared.donor = self._donor(arrays, prepared.outputs)
         prepared.views = {k: shapes[slot.value] for k, slot in enumerate(plan.slots)
                           if slot.kind == "view"}
         prepared.scratch = [(shapes[slot.value], slot.dtype,
                              identity(slot.value.node.op.name, slot.value.type.dtype))
                             for slot in plan.slots if slot.kind == "scratch"]
-        if self.small_on_numpy and numpy_is_faster(prepared.work // self.ops, self.ops,
-                                                   len(plan.stages)):
-            prepared.variant = "numpy"
+        prepared.run = None  # the NumPy kernel runs this pattern
+        if self.small_on_numpy and numpy_is_faster(self.body, shapes, extents):  # cost.py
+            prepared.variant, prepared.why = "numpy", "faster there at this size"
             return prepared
         try:
-            return self._native(prepared, arrays, shapes, extents)
-        except Unsupported:  # this entry's code could not be generated: the report says why
-            prepared.variant = "numpy"
+            self._native(prepared, arrays, shapes, extents)
+        except Unsupported as error:  # this entry's code could not be generated
+            prepared.variant, prepared.why = "numpy", f"LLVM: {error}"
             return prepared
+        prepared.recipe = self._recipe(prepared)
+        prepared.run = self._runner(prepared)
+        return prepared
+
+    def _donor(self, arrays, outputs) -> int | None:
+        """The donated input the single output is written into, if one fits exactly (same
+        shape and dtype, C-contiguous: element i of each is the same memory)."""
+        if not (self.donate and self._may_donate):
+            return None
+        (shape, dtype, fill), = outputs
+        for k in sorted(self.donate):
+            array = arrays[k]
+            if fill is None and array.shape == shape and array.dtype == dtype \
+                    and array.flags.c_contiguous:
+                return k
+        return None
 
     @property
     def numpy_kernel(self):
@@ -209,15 +248,16 @@ class FusedKernel:
             from ..fused_numpy import compile_fused
 
             self._numpy = compile_fused(self.node)
+            self._numpy.donate = self.donate  # the same memory plan as the native call's
         return self._numpy
 
-    def _native(self, prepared: Prepared, arrays, shapes, extents) -> Prepared:
+    def _native(self, prepared: Prepared, arrays, shapes, extents) -> None:
         plan, layout = self.plan, self.region.layout
         if self.region.flat and self._flat_ok(arrays, shapes):
             prepared.variant = "flat"
             prepared.split = int(np.prod(extents[0], dtype=np.int64))
             prepared.function = self._function("flat")
-            return prepared
+            return
         depth = plan.depth
         if depth and any(tuple(e[:depth]) != tuple(extents[0][:depth]) for e in extents):
             depth = 0  # the shared loops disagree at run time: run the stages one by one
@@ -229,12 +269,11 @@ class FusedKernel:
             prepared.extents[start:start + stage.rank] = extents[s]
             for slot in accesses(plan, stage):
                 offset = layout.stride_offset[(s, slot)]
-                prepared.strides[offset:offset + stage.rank] = self._stage_strides(
+                prepared.strides[offset:offset + stage.rank] = self._access_strides(
                     stage, slot, extents[s], arrays, shapes)
         generic = not self._inner_strides_hold(prepared, extents)
         prepared.variant = f"nest{depth}" + ("g" if generic else "")
         prepared.function = self._function(prepared.variant)
-        return prepared
 
     def _inner_strides_hold(self, prepared: Prepared, extents) -> bool:
         """Whether the innermost strides are the ones the specialized entry assumes."""
@@ -281,78 +320,28 @@ class FusedKernel:
                 return False
         return True
 
-    def _shapes(self, arrays) -> dict:
-        """Run-time shape of every body value, by NumPy's rules (errors name the op)."""
-        shapes = {v: a.shape for v, a in zip(self.body.inputs, arrays)}
-        for node in self.body.nodes:
-            name = node.op.name
-            if name == "placeholder":
-                continue
-            if name == "constant":
-                shapes[node.outputs[0]] = np.shape(node.attrs["value"])
-            elif name in BODY_REDUCTIONS:
-                shape, axes = shapes[node.inputs[0]], node.attrs["axes"]
-                if node.attrs["keepdims"]:
-                    shapes[node.outputs[0]] = tuple(1 if a in axes else d
-                                                    for a, d in enumerate(shape))
-                else:
-                    shapes[node.outputs[0]] = tuple(d for a, d in enumerate(shape)
-                                                    if a not in axes)
-            else:
-                operands = [shapes[v] for v in node.inputs]
-                try:
-                    shapes[node.outputs[0]] = np.broadcast_shapes(*operands)
-                except ValueError:
-                    error = ShapeError("shapes " + " and ".join(map(format_shape, operands))
-                                       + " do not broadcast (each dim must be equal or 1)")
-                    raise located(error, name, node.location,
-                                  " (while running the function)") from None
-        return shapes
-
-    def _stage_strides(self, stage, slot: int, extents, arrays, shapes) -> list:
-        """Strides in elements along the stage's axes for one access (0 where broadcast)."""
+    def _access_strides(self, stage, slot: int, extents, arrays, shapes) -> list:
         info = self.plan.slots[slot]
-        rank = stage.rank
-        if info.kind == "input":
-            array = arrays[info.index]
-            shape, strides = array.shape, [s // array.itemsize for s in array.strides]
-        elif info.kind == "constant":
-            array = self.constants[slot]
-            shape, strides = array.shape, [s // array.itemsize for s in array.strides]
-        else:  # outputs and scratch are fresh C-contiguous buffers
-            shape = shapes[info.value]
-            strides = _contiguous_strides(shape)
-        for node in stage.nodes:
-            if slot == self.plan.slot_of[node.outputs[0]]:
-                return _reduction_write_strides(node, strides, rank)
-        result = [0] * rank
-        offset = rank - len(shape)
-        for j, (dim, stride) in enumerate(zip(shape, strides)):
-            extent = extents[offset + j]
-            if dim == extent and dim != 1:
-                result[offset + j] = stride
-            elif dim != 1:  # never reached when _shapes agreed; guards the native code
-                raise ShapeError(f"fused node at {self.node.location}: an operand of shape "
-                                 f"{format_shape(shape)} does not fit the loop over "
-                                 f"{format_shape(tuple(extents))}")
-        return result
+        array = (arrays[info.index] if info.kind == "input" else self.constants[slot]
+                 if info.kind == "constant" else None)
+        return access_strides(stage, slot, self.plan, extents, array, shapes[info.value],
+                              self.node.location)
 
 
-def _contiguous_strides(shape) -> list:
-    strides, step = [], 1
-    for dim in reversed(shape):
-        strides.append(step)
-        step *= max(dim, 1)
-    return strides[::-1]
-
-
-def _reduction_write_strides(node, slot_strides: list, rank: int) -> list:
-    """A reduction writes its slot at the loop's kept axes; reduced axes stay put (0)."""
-    axes = node.attrs["axes"]
-    if node.attrs["keepdims"]:
-        return [0 if a in axes else slot_strides[a] for a in range(rank)]
-    kept = iter(slot_strides)
-    return [0 if a in axes else next(kept) for a in range(rank)]
+def _split(call, split: int, work: int, pointers) -> None:
+    """call(begin, end, pointers) over 0..split, shared with helper threads when the budget
+    grants some (graphk/threads.py)."""
+    wanted = threads_for(work, WORK_PER_THREAD)
+    if wanted <= 1:
+        call(0, split, pointers)
+        return
+    with lease(min(wanted, split)) as granted:
+        bounds = [split * t // granted for t in range(granted + 1)]
+        futures = [_executor().submit(call, bounds[t], bounds[t + 1], pointers)
+                   for t in range(1, granted)]
+        call(bounds[0], bounds[1], pointers)
+        for future in futures:
+            future.result()
 
 
 __all__ = ["FusedKernel", "numpy_is_faster", "accumulate_dtype"]

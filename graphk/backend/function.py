@@ -78,8 +78,8 @@ class Function:
         self._profiler = _profiler() if profile else None  # None: kernels are called directly
         self._executable = compile_graph(self.ir, kernel_for=self.lowering, wrap_kernel=chain(
             self._profiler.wrap if profile else None, NanGuard().wrap if nan_guard else None))
-        if self.lowering is not None:
-            self.lowering.finish()  # one LLVM module for every fused node of the function
+        # One LLVM module for every fused node, compiled at the first native call (JAX compiles
+        # at the first call too): a function built but never called costs no LLVM work.
         self.codegen_seconds = time.perf_counter() - codegen_started
         self._backend = backend
         self._run = self._executable.run

@@ -1,0 +1,88 @@
+"""Which lowering `backend="auto"` runs one call of a fused node on: a cost model of each.
+
+Both estimates are microseconds of one call, from the run-time shape of
+every body value (so a given input pattern always gets the same answer: the
+choice never depends on timing or on how many calls came before):
+
+    NumPy   NUMPY_CALL_US + sum over body ops of
+                (NUMPY_OP_US, or NUMPY_REDUCE_US for a reduction)
+                + elements it reads * (NUMPY_NS[class]
+                                       + NUMPY_BROADCAST_NS if an operand is broadcast) / 1000
+    native  LLVM_CALL_US + LLVM_STAGE_US * (loop nests - 1)
+                + elements of each loop nest * LLVM_STREAM_NS / 1000
+                + sum over body ops of elements it reads * LLVM_NS[class] / 1000
+
+An op's class is "cheap" (arithmetic, comparisons, casts, select...),
+"transcendental" (the math library's polynomials) or "reduce". The
+constants are CPU time per call on the development machine (AVX2 EPYC,
+float32, one thread; `python benchmarks/bench_llvm_overhead.py` prints the
+two kernels side by side): NumPy pays a ufunc call per op (about 0.7 us) and
+a pass over memory per op, the native call a fixed ctypes cost (about 5 us:
+input checks, buffers, pointers, the call) and one pass per loop nest.
+So a chain of a dozen ops runs natively at every size, a `w - lr * g`
+update stays on NumPy (memory-bound: the two are even), a bias add with
+relu goes native from about 3,000 elements, a row softmax from about 2,000.
+Native runs only where it is expected to be at least NATIVE_MARGIN times
+faster: where the two are close (memory-bound streams of one or two cheap
+ops), NumPy's tuned loops keep the call.
+"""
+from __future__ import annotations
+
+import math
+
+from ...ir.ops.fused import BODY_REDUCTIONS
+
+NUMPY_CALL_US = 0.5
+NUMPY_OP_US = 0.7
+NUMPY_REDUCE_US = 2.0
+NUMPY_NS = {"cheap": 0.13, "transcendental": 0.7, "reduce": 0.7}
+NUMPY_BROADCAST_NS = 0.35  # an operand repeated along axes (a bias): NumPy's slower loops
+LLVM_CALL_US = 5.0
+LLVM_STAGE_US = 1.5
+LLVM_STREAM_NS = 0.2
+LLVM_NS = {"cheap": 0.02, "transcendental": 0.5, "reduce": 0.05}
+NATIVE_MARGIN = 1.15
+
+TRANSCENDENTAL = frozenset({"exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus",
+                            "pow", "sin", "cos", "erf", "elu", "sigmoid_cross_entropy"})
+_FREE = frozenset({"placeholder", "constant"})
+
+
+def op_class(name: str) -> str:
+    if name in BODY_REDUCTIONS:
+        return "reduce"
+    return "transcendental" if name in TRANSCENDENTAL else "cheap"
+
+
+def _size(shape) -> int:
+    return math.prod(shape) if shape else 1
+
+
+def estimates(body, shapes: dict, stage_extents: list) -> tuple[float, float]:
+    """(NumPy us, native us) for one call; `shapes` maps every body value to its run-time
+    shape, `stage_extents` holds each loop nest's extents."""
+    numpy_us, native_us = NUMPY_CALL_US, LLVM_CALL_US + LLVM_STAGE_US * (len(stage_extents) - 1)
+    native_us += sum(_size(e) for e in stage_extents) * LLVM_STREAM_NS / 1e3
+    for node in body.nodes:
+        name = node.op.name
+        if name in _FREE:
+            continue
+        kind = op_class(name)
+        sizes = [_size(shapes[v]) for v in node.inputs]
+        read = max(sizes + [_size(shapes[node.outputs[0]])])
+        per_element = NUMPY_NS[kind]
+        if kind != "reduce" and any(1 < size < read for size in sizes):
+            per_element += NUMPY_BROADCAST_NS
+        numpy_us += (NUMPY_REDUCE_US if kind == "reduce" else NUMPY_OP_US) \
+            + read * per_element / 1e3
+        native_us += read * LLVM_NS[kind] / 1e3
+    return numpy_us, native_us
+
+
+def numpy_is_faster(body, shapes: dict, stage_extents: list) -> bool:
+    """Whether auto runs this call on NumPy: native is not expected to win by NATIVE_MARGIN."""
+    numpy_us, native_us = estimates(body, shapes, stage_extents)
+    return native_us * NATIVE_MARGIN >= numpy_us
+
+
+__all__ = ["estimates", "numpy_is_faster", "op_class"]
