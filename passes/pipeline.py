@@ -29,6 +29,9 @@ from .dce import eliminate_dead_code
 from .decompose import decompose
 from .fold import fold_constants
 from .fusion import fuse_elementwise
+from .scan_accumulate import push_out_accumulators
+from .scan_fusion import fuse_scan_bodies
+from .scan_hoist import hoist_scan_work
 from .simplify import simplify
 from .stability import stabilize
 
@@ -47,8 +50,11 @@ PIPELINE: list[Pass] = [
     Pass("cse", eliminate_common_subexpressions, "merge equal nodes and constants"),
     Pass("dce", eliminate_dead_code, "drop no-op updates and what only they read"),
     # Later passes (fusion, ...) are appended here, in order.
+    Pass("scan_hoist", hoist_scan_work, "loop work that reads no carry, before the loop"),
+    Pass("scan_accumulate", push_out_accumulators, "summing carries (BPTT's dW) after the loop"),
     Pass("decompose", decompose, "nn macro ops as elementwise ops and reductions"),
     Pass("fusion", fuse_elementwise, "regions of elementwise work and reductions as fused nodes"),
+    Pass("scan_fusion", fuse_scan_bodies, "decomposition and fusion inside loop bodies"),
 ]
 
 

@@ -6,6 +6,7 @@ from graphk import backend as K
 from graphk.ir.graph import topological_order
 from graphk.ir.ops import linalg
 from graphk.ir.shapes import ShapeError
+from graphk.threads import blas_limit
 
 from harness import check_gradients, check_op
 
@@ -213,3 +214,47 @@ def test_second_order_through_dot():
         return K.gradients(loss, [w])[0]
     check_gradients(build, [uniform(3, 4, dtype=np.float64), uniform(4, 2, dtype=np.float64)],
                     rtol=1e-4)
+
+
+# --- kernels: layouts and the small-product path -------------------------------------
+
+@pytest.mark.parametrize("perm", [(0, 1, 2), (1, 0, 2), (0, 2, 1)])
+def test_dot_kernel_reads_leading_axes_in_memory_order(perm):
+    """A time-major view of batch-major data (K.rnn's sequence) multiplies as one GEMM over
+    the rows as laid out; the result is the same as NumPy's whatever the layout."""
+    base = uniform(4, 5, 3)
+    x = base.transpose(perm)
+    y = uniform(x.shape[-1], 6)
+    got = linalg._dot_kernel(x, y)
+    np.testing.assert_allclose(got, np.dot(x, y), rtol=1e-5, atol=1e-6)
+    assert got.shape == x.shape[:-1] + (6,)
+
+
+def test_dot_kernel_on_strided_and_empty_operands():
+    x = uniform(6, 4, 3)[::2]  # not contiguous, and no reordering makes it so
+    y = uniform(3, 2)
+    np.testing.assert_allclose(linalg._dot_kernel(x, y), np.dot(x, y), rtol=1e-5)
+    empty = np.zeros((0, 4, 3), np.float32).transpose(1, 0, 2)
+    assert linalg._dot_kernel(empty, y).shape == (4, 0, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.bool_])
+def test_small_products_equal_matmul(dtype):
+    a = (uniform(3, 4) * 3).astype(dtype)
+    b = (uniform(4, 5) * 3).astype(dtype)
+    want = np.matmul(a, b)
+    with blas_limit(1):  # one BLAS thread: the np.dot path
+        for left in (a, np.asfortranarray(a)):
+            got = linalg.product(left, b)
+            assert got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_matrix_transpose_is_a_contiguous_copy():
+    x = uniform(2, 3, 4)
+    fn = K.function([xp := K.placeholder((None, 3, 4))], [linalg.matrix_transpose(xp)])
+    got = fn([x])[0]
+    np.testing.assert_array_equal(got, np.swapaxes(x, -1, -2))
+    assert got.flags.c_contiguous
+    with pytest.raises(ShapeError, match="matrix_transpose needs a matrix"):
+        linalg.matrix_transpose(K.placeholder((3,)))

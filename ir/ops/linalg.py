@@ -6,135 +6,29 @@ three are batch indices, indices only in x and y are summed. That class is
 closed under differentiation: the gradient of `contract("ik,kj->ij")` with
 respect to x is `contract("ij,kj->ik")(g, y)`, again a contraction, so
 gradients never need a transpose or reshape op. Every kernel ends in one
-`np.matmul` call (BLAS GEMM when there are no batch indices): operands are
-permuted and flattened into (batch, rows, inner) matrices, using transposed
-views instead of copies when the memory order allows.
+matrix product (ir/ops/contraction.py: BLAS GEMM when there are no batch
+indices): operands are permuted and flattened into (batch, rows, inner)
+matrices, using transposed views instead of copies when the memory order
+allows.
 
 `matmul` keeps NumPy's batch broadcasting (the `@` operator); `dot` and
 `batch_dot` carry Keras' shape rules, and so read well in printed IR.
 """
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
 from ..dtypes import promote
 from ..shapes import ShapeError, broadcast_shapes, format_shape, merge_dim
 from ..types import TensorType
-from ...threads import matmul as blas_matmul  # np.matmul on the BLAS threads its size is worth
+from .contraction import LETTERS as _LETTERS
+from .contraction import ContractionPlan, plan, product, sizes_product
 from .elementwise import mul
 from .leaf import as_value
 from .registry import OpDef, Sample, apply, register
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-
-# --- contraction plans ---------------------------------------------------------------
-
-class ContractionPlan:
-    """How `x_terms,y_terms->out_terms` becomes one batched matrix product.
-
-    Index groups: batch (in x, y and out), rows (x and out), columns
-    (y and out), inner (x and y only). x is laid out as (batch, rows, inner),
-    y as (batch, inner, columns); the product is (batch, rows, columns), then
-    unflattened and permuted into the output order.
-    """
-
-    def __init__(self, subscripts: str):
-        self.subscripts = subscripts
-        self.x_terms, self.y_terms, self.out_terms = _parse_subscripts(subscripts)
-        xs, ys, out = self.x_terms, self.y_terms, self.out_terms
-        self.batch = [i for i in xs if i in ys and i in out]
-        self.rows = [i for i in xs if i in out and i not in ys]
-        self.columns = [i for i in ys if i in out and i not in xs]
-        self.inner = [i for i in xs if i in ys and i not in out]
-        product = self.batch + self.rows + self.columns
-        self.out_perm = tuple(product.index(i) for i in out)
-
-    def out_shape(self, x_shape, y_shape, describe=None) -> tuple:
-        """Output dims, with each index's dims merged (ShapeError if known sizes differ)."""
-        dims: dict[str, object] = {}
-        for terms, shape in ((self.x_terms, x_shape), (self.y_terms, y_shape)):
-            for index, dim in zip(terms, shape):
-                if index not in dims:
-                    dims[index] = dim
-                    continue
-                try:
-                    dims[index] = merge_dim(dims[index], dim)
-                except ShapeError:
-                    where = (describe(index) if describe else
-                             f"index {index!r} of {self.subscripts!r}")
-                    raise ShapeError(f"{where}: sizes {dims[index]} and {dim} differ "
-                                     f"(shapes {format_shape(x_shape)} and "
-                                     f"{format_shape(y_shape)})") from None
-        return tuple(dims[i] for i in self.out_terms)
-
-    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        sizes = dict(zip(self.x_terms, x.shape))
-        sizes.update(zip(self.y_terms, y.shape))
-        a = _as_matrices(x, self.x_terms, self.batch, self.rows, self.inner, sizes)
-        b = _as_matrices(y, self.y_terms, self.batch, self.inner, self.columns, sizes)
-        product = blas_matmul(a, b)
-        result = product.reshape(tuple(sizes[i] for i in self.batch + self.rows + self.columns))
-        if self.out_perm != tuple(range(len(self.out_perm))):
-            result = result.transpose(self.out_perm)
-        return result
-
-    def gradient_subscripts(self) -> tuple[str, str]:
-        """Subscripts of d/dx = contract(g, y) and d/dy = contract(x, g)."""
-        xs, ys, out = self.x_terms, self.y_terms, self.out_terms
-        return f"{out},{ys}->{xs}", f"{xs},{out}->{ys}"
-
-
-def _sizes_product(sizes) -> int:
-    total = 1
-    for size in sizes:
-        total *= size
-    return total
-
-
-def _as_matrices(array, terms, batch, rows, columns, sizes) -> np.ndarray:
-    """`array` as (batch, rows, columns) matrices (no batch axis when there are none).
-
-    When the memory order is (batch, columns, rows) instead, the reshape is
-    done in that order and the result is a transposed view: matmul hands BLAS
-    a transpose flag rather than copying.
-    """
-    shape = ((_sizes_product(sizes[i] for i in batch),) if batch else ()) + (
-        _sizes_product(sizes[i] for i in rows), _sizes_product(sizes[i] for i in columns))
-    order = [terms.index(i) for i in batch + rows + columns]
-    if order == sorted(order):
-        return array.reshape(shape)
-    swapped = [terms.index(i) for i in batch + columns + rows]
-    if swapped == sorted(swapped):
-        return array.reshape(shape[:-2] + shape[:-3:-1]).swapaxes(-1, -2)
-    return array.transpose(order).reshape(shape)
-
-
-def _parse_subscripts(subscripts: str) -> tuple[str, str, str]:
-    """Split and check `x,y->out`: letters only, no index twice in a term, each in two terms."""
-    try:
-        inputs, out = subscripts.split("->")
-        xs, ys = inputs.split(",")
-    except ValueError:
-        raise ValueError(f"contraction subscripts {subscripts!r} must look like 'ij,jk->ik'") \
-            from None
-    for term in (xs, ys, out):
-        if not all(c in _LETTERS for c in term) or len(set(term)) != len(term):
-            raise ValueError(f"contraction subscripts {subscripts!r}: each term must be distinct "
-                             "letters")
-    for index in set(xs + ys + out):
-        if (index in xs) + (index in ys) + (index in out) < 2:
-            raise ValueError(f"contraction subscripts {subscripts!r}: index {index!r} appears in "
-                             "only one term (traces and lone sums are not contractions)")
-    return xs, ys, out
-
-
-@cache
-def plan(subscripts: str) -> ContractionPlan:
-    return ContractionPlan(subscripts)
-
+# --- contract ------------------------------------------------------------------------
 
 def _check_ranks(subscripts: str, x: TensorType, y: TensorType) -> ContractionPlan:
     contraction = plan(subscripts)
@@ -148,8 +42,6 @@ def _contraction_grad(subscripts: str, x, y, g) -> tuple:
     dx_subscripts, dy_subscripts = plan(subscripts).gradient_subscripts()
     return contract(g, y, subscripts=dx_subscripts), contract(x, g, subscripts=dy_subscripts)
 
-
-# --- contract ------------------------------------------------------------------------
 
 def _contract_infer(x: TensorType, y: TensorType, subscripts: str) -> TensorType:
     contraction = _check_ranks(subscripts, x, y)
@@ -209,8 +101,8 @@ def _matmul_infer(a: TensorType, b: TensorType, transpose_a=False, transpose_b=F
 
 def _matmul_kernel(a, b, transpose_a=False, transpose_b=False):
     # Swapped axes are views; matmul passes BLAS a transpose flag instead of copying.
-    return blas_matmul(a.swapaxes(-1, -2) if transpose_a else a,
-                       b.swapaxes(-1, -2) if transpose_b else b)
+    return product(a.swapaxes(-1, -2) if transpose_a else a,
+                   b.swapaxes(-1, -2) if transpose_b else b)
 
 
 def _vector_matmul_subscripts(a_ndim: int, b_ndim: int, transpose_a: bool,
@@ -270,6 +162,30 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
     return apply("matmul", [a, b], transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
 
 
+# --- a transposed copy ----------------------------------------------------------------
+
+def _matrix_transpose_infer(x: TensorType) -> TensorType:
+    if x.ndim < 2:
+        raise ShapeError(f"matrix_transpose needs a matrix (rank 2 or more), given shape "
+                         f"{format_shape(x.shape)}")
+    return TensorType(x.dtype, x.shape[:-2] + (x.shape[-1], x.shape[-2]))
+
+
+register(OpDef(
+    "matrix_transpose", "linalg",
+    infer=_matrix_transpose_infer,
+    kernel=lambda x: np.ascontiguousarray(np.swapaxes(x, -1, -2)),
+    grad=lambda n, g: (matrix_transpose(g),),
+    samples=(Sample(((3, 4),)), Sample(((2, 3, 4),))),
+    doc="The last two axes swapped, as a C-contiguous copy: GEMM reads that layout faster "
+        "than a transposed operand at small sizes, so a loop transposes an invariant "
+        "operand once before it (passes/scan_hoist.py) rather than in every step's product."))
+
+
+def matrix_transpose(x):
+    return apply("matrix_transpose", [x])
+
+
 # --- Keras dot -----------------------------------------------------------------------
 
 def dot_subscripts(x_ndim: int, y_ndim: int) -> str:
@@ -302,12 +218,29 @@ def _dot_grad(node, g):
 
 def _dot_kernel(x, y):
     if y.ndim == 2 and x.ndim == 2:  # the hottest case: one plain GEMM
-        return blas_matmul(x, y)
+        return product(x, y)
     if y.ndim == 2 and x.ndim > 2:  # the common case: x's leading axes are rows of one GEMM
-        rows = _sizes_product(x.shape[:-1])
-        product = blas_matmul(x.reshape(rows, x.shape[-1]), y)
-        return product.reshape(x.shape[:-1] + y.shape[-1:])
+        return _rows_product(x, y)
     return plan(dot_subscripts(x.ndim, y.ndim))(x, y)
+
+
+def _rows_product(x, y):
+    """x @ y with all of x's leading axes as rows of one GEMM, read in memory order.
+
+    A time-major view of batch-major data (K.rnn's sequences, transposed)
+    has its leading axes out of memory order: the GEMM runs on the rows as
+    they lie and the result is permuted back (a view), instead of copying x.
+    """
+    lead = x.ndim - 1
+    order = sorted(range(lead), key=lambda axis: -x.strides[axis])
+    laid = x.transpose(order + [lead])
+    if order == list(range(lead)) or not laid.flags.c_contiguous:
+        laid, order = x, list(range(lead))
+    rows = laid.reshape(sizes_product(laid.shape[:-1]), x.shape[-1])
+    result = product(rows, y).reshape(laid.shape[:-1] + y.shape[-1:])
+    if order == list(range(lead)):
+        return result
+    return result.transpose(list(np.argsort(order)) + [lead])
 
 
 register(OpDef(

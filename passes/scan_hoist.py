@@ -1,0 +1,175 @@
+"""Scan hoisting: body work that does not depend on the carries leaves the loop.
+
+Theano's PushOutNonSeqScan and PushOutSeqScan. In a scan body a value is
+
+- invariant when it reads only captured values and constants: it is the
+  same at every step, so it is computed once before the loop and captured;
+- per-step when it reads sequence slices (and invariants) but no carry: it
+  is computed for all steps at once on the whole sequences, when its op
+  allows that: elementwise ops (the time axis in front broadcasts like any
+  other axis) and products whose other operand is invariant, so x_t @ W for
+  every t becomes one (T*B, F) @ (F, U) GEMM; the body reads a slice of the
+  result, a new sequence;
+- a loop value otherwise (it reads a carry, or its op cannot be lifted).
+
+A per-step output that no longer needs the loop is not stacked by it: the
+lifted value is the stack. Impure ops (random draws) and nested loops stay.
+
+    before  %ys, %h, %hs = scan(%xs, %h0, %w, %u) {
+              %a = dot(%x_t, %w); %h' = tanh(add(%a, dot(%h, %u))) }
+    after   %xw = dot(%xs, %w)
+            %ys, %h, %hs = scan(%xw, %h0, %u) { %h' = tanh(add(%xw_t, dot(%h, %u))) }
+"""
+from __future__ import annotations
+
+from ..ir.graph import Graph, Value, topological_order
+from ..ir.ops.leaf import placeholder
+from ..ir.rewrite import build
+from ..ir.types import TensorType
+from .scan_parts import ScanParts, rewrite_scans
+
+INVARIANT, STEP, LOOP = "invariant", "step", "loop"
+
+
+def hoist_scan_work(graph: Graph) -> Graph:
+    """`graph` with every scan's carry-independent body work moved before the loop."""
+    return rewrite_scans(graph, _hoist)
+
+
+def _hoist(parts: ScanParts, used: set) -> bool:
+    lifted = _lift_work(parts)
+    return _pretranspose(parts) or lifted
+
+
+def _lift_work(parts: ScanParts) -> bool:
+    kinds = _classify(parts)
+    stacked = [s for s in parts.outputs if kinds[s.value] == STEP]
+    frontier = _frontier(parts, kinds)
+    if not frontier and not stacked:
+        return False
+    outer = _lift(parts, frontier + [s.value for s in stacked if not _is_input(s.value)])
+    mapping = {}
+    for value in frontier:
+        inner_type = TensorType(value.type.dtype, value.type.shape)
+        inner = placeholder(inner_type, name=f"hoisted{len(mapping)}", location=value.location)
+        group = parts.sequences if kinds[value] == STEP else parts.captured
+        group.append((inner, outer[value]))
+        mapping[value] = inner
+    for slot in stacked:  # the lifted value, or the sequence itself, is the stack
+        slot.result = outer[slot.value]
+        parts.outputs.remove(slot)
+    parts.replace_in_body(mapping)
+    return True
+
+
+def _pretranspose(parts: ScanParts) -> bool:
+    """matmul(a, W, transpose_b) with W the same every step reads a transposed copy of W
+    made once before the loop (likewise transpose_a): GEMM is slower on transposed operands
+    at a step's sizes (backpropagation through time multiplies by U^T every step)."""
+    invariant = dict(parts.captured)
+    mapping = {}
+    for node in parts.body_nodes():
+        if node.op.name != "matmul":
+            continue
+        operands = list(node.inputs)
+        attrs = dict(node.attrs)
+        for k, flag in enumerate(("transpose_a", "transpose_b")):
+            value = operands[k]
+            outer = value if value.node.op.name == "constant" else invariant.get(value)
+            if not attrs[flag] or outer is None or value.type.ndim != 2:
+                continue
+            copy = build("matrix_transpose", [outer], {}, node.location)
+            inner = placeholder(TensorType(copy.type.dtype, value.type.shape[::-1]),
+                                name=f"transposed{len(parts.captured)}", location=node.location)
+            parts.captured.append((inner, copy))
+            operands[k], attrs[flag] = inner, False
+        if operands != list(node.inputs):
+            mapping[node.outputs[0]] = build("matmul", operands, attrs, node.location)
+    parts.replace_in_body(mapping)
+    return bool(mapping)
+
+
+def _is_input(value: Value) -> bool:
+    return value.node.op.leaf
+
+
+def _classify(parts: ScanParts) -> dict:
+    """Each body value's kind: INVARIANT, STEP (liftable per-step work) or LOOP."""
+    kinds: dict = {}
+    kinds.update((inner, STEP) for inner, _ in parts.sequences)
+    kinds.update((slot.inner, LOOP) for slot in parts.carries)
+    kinds.update((inner, INVARIANT) for inner, _ in parts.captured)
+    for node in parts.body_nodes():
+        if node.op.leaf:
+            if node.op.name == "constant":
+                kinds[node.outputs[0]] = INVARIANT
+            continue
+        given = {kinds[v] for v in node.inputs}
+        if LOOP in given or not _movable(node):
+            kind = LOOP
+        elif STEP in given:
+            kind = STEP if _liftable(node, kinds) else LOOP
+        else:
+            kind = INVARIANT
+        kinds.update((v, kind) for v in node.outputs)
+    return kinds
+
+
+def _movable(node) -> bool:
+    """Pure work with no body of its own: computing it elsewhere changes nothing."""
+    op = node.op
+    return op.pure and op.lower is None and "body" not in node.attrs
+
+
+def _liftable(node, kinds: dict) -> bool:
+    """Whether the op computes all steps at once when its per-step operands gain a time axis."""
+    op, inputs = node.op, node.inputs
+    if op.elementwise:  # the time axis must line up: per-step operands of the result's rank
+        rank = node.outputs[0].type.ndim
+        return all(v.type.ndim == rank if kinds[v] == STEP else v.type.ndim <= rank
+                   for v in inputs)
+    step = [kinds[v] == STEP for v in inputs]
+    if op.name == "dot":  # x's leading axes are rows: a time axis in front is more rows
+        return step == [True, False]
+    if op.name == "matmul":  # a time axis in front is a batch axis
+        a, b = inputs
+        if all(step):
+            return a.type.ndim == b.type.ndim >= 2
+        lifted, other = (a, b) if step[0] else (b, a)
+        return lifted.type.ndim >= 2 and other.type.ndim <= 2
+    return False
+
+
+def _frontier(parts: ScanParts, kinds: dict) -> list:
+    """Lifted values the loop still reads: by loop nodes, as carries, or (invariants) stacked."""
+    frontier: dict = {}
+    for node in parts.body_nodes():
+        if node.op.leaf or kinds[node.outputs[0]] != LOOP:
+            continue
+        for value in node.inputs:
+            if kinds[value] != LOOP and not _is_input(value):
+                frontier[value] = None
+    for value in [c.value for c in parts.carries] + [s.value for s in parts.outputs]:
+        if kinds[value] != LOOP and not _is_input(value):
+            if kinds[value] == INVARIANT or value in [c.value for c in parts.carries]:
+                frontier[value] = None
+    return list(frontier)
+
+
+def _lift(parts: ScanParts, values: list) -> dict:
+    """Body value -> the outer value computing it for the whole loop (built in order)."""
+    outer = dict(parts.outer_of())
+    for node in topological_order(values):
+        if node.outputs[0] in outer:
+            continue
+        if node.op.name == "constant":
+            outer[node.outputs[0]] = node.outputs[0]  # a constant is the same value outside
+            continue
+        results = build(node.op.name, [outer[v] for v in node.inputs], node.attrs,
+                        node.location)
+        results = results if isinstance(results, tuple) else (results,)
+        outer.update(zip(node.outputs, results))
+    return outer
+
+
+__all__ = ["hoist_scan_work"]
