@@ -68,11 +68,21 @@ class _Regions:
         return self.find(node) if node in self.parent else None
 
     def grow(self) -> None:
+        fusible_op: dict = {}  # op -> whether its nodes may join a region (one output aside)
+        parent = self.parent
         for node in self.nodes:
-            if not fusible(node):
+            op = node.op
+            allowed = fusible_op.get(op)
+            if allowed is None:
+                allowed = fusible_op[op] = not op.leaf and op.pure and allowed_in_body(op)
+            if not allowed or len(node.outputs) != 1:
                 continue
-            candidates = list(dict.fromkeys(
-                r for r in (self.region(v.node) for v in node.inputs) if r is not None))
+            candidates = []  # the regions of its inputs, in input order, once each
+            for value in node.inputs:
+                if value.node in parent:
+                    root = self.find(value.node)
+                    if root not in candidates:
+                        candidates.append(root)
             self._start(node)
             if not candidates:
                 continue
@@ -172,61 +182,67 @@ def _outline(graph: Graph, regions: list) -> Graph:
     """A new graph: each region one fused node, the rest cloned, in a topological order."""
     while True:
         region_of = {m: k for k, members in enumerate(regions) for m in members}
-        order = _unit_order(graph, region_of, regions)
+        order = _unit_order(graph, regions)
         if isinstance(order, list):
             break
         regions = [r for k, r in enumerate(regions) if k != order]  # undo one region, retry
     used = _used_outside(graph, region_of)
     mapping: dict = {}
+    mapped = mapping.get
     for unit in order:
         if isinstance(unit, int):
             _emit_region(regions[unit], used, mapping)
             continue
-        inputs = tuple(mapping.get(v, v) for v in unit.inputs)
-        if unit.op.leaf or all(a is b for a, b in zip(inputs, unit.inputs)):
+        inputs = tuple([mapped(v, v) for v in unit.inputs])
+        if inputs == unit.inputs:  # values compare by identity: nothing changed under it
             continue
         mapping.update(zip(unit.outputs, clone(unit, inputs)))
     return Graph(graph.inputs, [mapping.get(v, v) for v in graph.outputs],
                  [(t, mapping.get(v, v)) for t, v in graph.updates], graph.name)
 
 
-def _unit_order(graph: Graph, region_of: dict, regions: list) -> list | int:
+def _unit_order(graph: Graph, regions: list) -> list | int:
     """Nodes outside regions and region indices, each after everything it reads (Kahn).
 
-    If the regions as single nodes would form a cycle (which the bounded
-    checks while growing should prevent), the index of a region on it.
+    A region is represented by its first member while ordering (nodes compare by
+    identity, which keeps the loop cheap). If the regions as single nodes would
+    form a cycle (which the bounded checks while growing should prevent), the
+    index of a region on it.
     """
-    position = {node: i for i, node in enumerate(graph.nodes)}
-
-    def unit(node):
-        return region_of.get(node, node)
-
-    def key(u):
-        return position[regions[u][0]] if isinstance(u, int) else position[u]
-
+    nodes = graph.nodes
+    position = {node: i for i, node in enumerate(nodes)}
+    leader = {m: members[0] for members in regions for m in members}
+    unit_of = leader.get
     successors: dict = {}
     pending: dict = {}
-    for node in graph.nodes:
-        pending.setdefault(unit(node), 0)
+    for node in nodes:
+        b = unit_of(node, node)
+        if b not in pending:
+            pending[b] = 0
         for value in node.inputs:
-            a, b = unit(value.node), unit(node)
-            if a is b or (isinstance(a, int) and isinstance(b, int) and a == b):
+            a = unit_of(value.node, value.node)
+            if a is b:
                 continue
-            successors.setdefault(a, []).append(b)
-            pending[b] = pending.get(b, 0) + 1
-    ready = [(key(u), id(u), u) for u, count in pending.items() if count == 0]
-    heapq.heapify(ready)
+            following = successors.get(a)
+            if following is None:
+                successors[a] = [b]
+            else:
+                following.append(b)
+            pending[b] += 1
+    ready = [(position[u], u) for u, count in pending.items() if count == 0]
+    heapq.heapify(ready)  # units have distinct positions: nodes are never compared
     order = []
     while ready:
-        _, _, u = heapq.heappop(ready)
+        u = heapq.heappop(ready)[1]
         order.append(u)
         for v in successors.get(u, ()):
             pending[v] -= 1
             if pending[v] == 0:
-                heapq.heappush(ready, (key(v), id(v), v))
+                heapq.heappush(ready, (position[v], v))
+    index = {members[0]: k for k, members in enumerate(regions)}
     if len(order) != len(pending):
-        return max(u for u, count in pending.items() if count and isinstance(u, int))
-    return order
+        return max(index[u] for u, count in pending.items() if count and u in index)
+    return [index.get(u, u) for u in order]
 
 
 def _inline_constant(value) -> bool:

@@ -52,7 +52,7 @@ def _fused_infer(*types, body):
                             f"broadcast_like, sum_to and {sorted(BODY_REDUCTIONS)}")
     if not body.outputs:
         raise TypeError("a fused body must return at least one value")
-    return tuple(TensorType(v.type.dtype, v.type.shape) for v in body.outputs)
+    return tuple(v.type for v in body.outputs)  # types are immutable: shared, not copied
 
 
 def evaluate_body(body: Graph, arrays) -> list:

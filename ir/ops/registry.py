@@ -179,7 +179,10 @@ def apply(op_name: str, inputs, location: str | None = None, **attrs):
 def make_node(op: OpDef, inputs, attrs: dict, out_types, location=None, value_class=Value):
     """A node with given output types (used by apply, leaves, the parser and rewrites)."""
     node = Node(op, inputs, attrs, location)
-    node.outputs = tuple(value_class(t, node, i) for i, t in enumerate(out_types))
+    if len(out_types) == 1:  # most nodes: no generator (every pass builds thousands)
+        node.outputs = (value_class(out_types[0], node, 0),)
+    else:
+        node.outputs = tuple(value_class(t, node, i) for i, t in enumerate(out_types))
     return node.outputs[0] if op.num_outputs == 1 else node.outputs
 
 
