@@ -10,7 +10,9 @@ with Adam, batch 32:
   bn    the cnn with BatchNormalization after each convolution
 
 For each mode and model it prints the median seconds per epoch after the
-first, the first epoch's seconds (it includes compiling) and test accuracy.
+first, the first epoch's seconds (it includes compiling), the median CPU seconds
+per epoch after the first (cpu/ep: the figure others' load on the core inflates
+least) and test accuracy.
 Each mode runs in a fresh child process so its settings take effect before
 NumPy (or TensorFlow) is imported:
 
@@ -23,6 +25,7 @@ Run:
   .venv/bin/python benchmarks/keras_digits.py                       # graphk, all modes
   .venv/bin/python benchmarks/keras_digits.py --modes busy,pinned --models cnn,bn
   .venv/bin/python benchmarks/keras_digits.py --nice -20 --rounds 3   # on a shared machine
+  .venv/bin/python benchmarks/keras_digits.py --modes pinned --lowering auto   # LLVM regions
 Keras 2.3.1 on TensorFlow for comparison (a separate venv, since TF 2.x wants Keras 3):
   python3.11 -m venv /work/tfvenv
   /work/tfvenv/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 scikit-learn
@@ -140,23 +143,31 @@ def _model(keras, name: str):
          layers.Flatten(), layers.Dropout(0.5), layers.Dense(10, activation="softmax")])
 
 
-def _train(keras, name: str, data, epochs: int) -> dict:
+def _train(keras, name: str, data, epochs: int, lowering: str = "") -> dict:
     import numpy as np
     x_train, x_test, y_train, y_test = data
     np.random.seed(0)
     model = _model(keras, name)
-    model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
-    ends = []
-    clock = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()))
+    # graphk's K.function keywords pass through Keras' compile (lowering: numpy, auto, llvm)
+    options = {"backend": lowering} if lowering else {}
+    model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy",
+                  **options)
+    ends, cpu_ends = [], []  # wall and CPU clocks at each epoch's end
+
+    def tick(epoch, logs):
+        ends.append(time.perf_counter())
+        cpu_ends.append(time.process_time())
+
+    clock = keras.callbacks.LambdaCallback(on_epoch_end=tick)
     start = time.perf_counter()
-    cpu = time.process_time()
     model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=0, callbacks=[clock])
-    cpu = time.process_time() - cpu
     epoch_times = [b - a for a, b in zip(ends, ends[1:])]
+    # CPU seconds per epoch after the first: others' load on the core inflates wall time only
+    cpu_times = [b - a for a, b in zip(cpu_ends, cpu_ends[1:])]
     accuracy = float(np.mean(model.predict(x_test).argmax(1) == y_test))
     return {"model": name, "epoch": statistics.median(epoch_times), "first": ends[0] - start,
-            "cpu_per_epoch": cpu / epochs, "accuracy": accuracy, "epochs": epochs}
+            "cpu_per_epoch": statistics.median(cpu_times), "accuracy": accuracy,
+            "epochs": epochs}
 
 
 def _leave_blas_threads_alone() -> None:
@@ -168,13 +179,13 @@ def _leave_blas_threads_alone() -> None:
 
 def child(args) -> None:
     if args.mode in ("pinned", "pinned-busy"):
-        os.sched_setaffinity(0, {0})
+        os.sched_setaffinity(0, {args.core})
     keras = _import_keras(args.backend)
     if args.blas_default:
         _leave_blas_threads_alone()
     data = _digits()
     for name in args.models.split(","):
-        result = _train(keras, name, data, args.epochs or EPOCHS[name])
+        result = _train(keras, name, data, args.epochs or EPOCHS[name], args.lowering)
         print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -214,11 +225,13 @@ def _run_mode(args, mode: str) -> list:
                                                                daemon=True)
         spinner.start()
     command = [sys.executable, os.path.abspath(__file__), "--child", "--mode", mode,
-               "--backend", args.backend, "--models", args.models]
+               "--backend", args.backend, "--models", args.models, "--core", str(args.core)]
     if args.epochs:
         command += ["--epochs", str(args.epochs)]
     if args.blas_default:
         command += ["--blas-default"]
+    if args.lowering:
+        command += ["--lowering", args.lowering]
     try:
         done = subprocess.run(command, env=environment, capture_output=True, text=True,
                               preexec_fn=lambda: _prioritize(args.nice))
@@ -271,13 +284,19 @@ def main() -> None:
     parser.add_argument("--blas-default", action="store_true",
                         help="graphk only: leave BLAS threads to OpenBLAS (graphk before "
                              "graphk/threads.py), for comparison")
+    parser.add_argument("--lowering", default="", choices=["", "numpy", "auto", "llvm"],
+                        help="graphk only: the lowering of fused regions (K.function's "
+                             "backend keyword); empty: graphk's default")
+    parser.add_argument("--core", type=int, default=0,
+                        help="the core the pinned modes run on (the spinner holds the last)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="default", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
-    print(f"backend {args.backend}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, "
-          f"nice {args.nice}")
+    lowering = f", lowering {args.lowering}" if args.lowering else ""
+    print(f"backend {args.backend}{lowering}, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.2f}, nice {args.nice}")
     print(f"{'mode':12s} {'model':5s} {'s/epoch':>8s} {'first':>7s} {'cpu/ep':>7s} "
           f"{'accuracy':>8s}")
     rounds: dict = {}
