@@ -24,10 +24,12 @@ import llvmlite.ir as ir
 import numpy as np
 
 from ...ir.dtypes import DTypeError
+from ...ir.scalar import MATH_FUNCTIONS
 from .layout import Layout, inner_strides, is_full
+from . import loops
 from .loops import identity  # noqa: F401  (runtime.py imports it from here)
-from .loops import (REDUCTION_INTERLEAVE, combiner, for_range, loop_hints, prefetch_lines,
-                    start_value)
+from .loops import (MATH_OPS, combiner, for_range, loop_hints, prefetch_lines,
+                    reduction_interleave, start_value)
 from .plan import Plan, Unsupported, accumulate_dtype
 from .scalar_llvm import LLVMScalarBuilder, Scalar, register_type
 
@@ -262,7 +264,7 @@ class Emitter:
         if not depth or self.plan.stages[0].rank != depth + 1:
             return
         last = outer[-1]
-        following = self.b.add(last, ir.Constant(I64, 1))
+        following = self.b.add(last, ir.Constant(I64, loops.PREFETCH_ROWS))
         stop = end if depth == 1 else self._extent(0, depth - 1, extents)
         following = self.b.select(self.b.icmp_signed("<", following, stop), following, last)
         start = outer[:-1] + [following, ir.Constant(I64, 0)]
@@ -326,6 +328,7 @@ class Emitter:
 
         if rank > depth and (rank - 1) in stage.reduced_axes:
             # innermost axis reduced: register accumulators (vectorized with reassociation)
+            interleave = reduction_interleave(self._element_ops([n.inputs[0] for n in nodes]))
             def row(indices):
                 identities = [self.sb.const(start_value(node.op.name, dtype), dtype).value
                               for node, dtype in zip(nodes, dtypes)]
@@ -336,13 +339,26 @@ class Emitter:
                             for combine, acc, dtype, value
                             in zip(combines, carried, dtypes, values)]
                 totals = for_range(self.b, ir.Constant(I64, 0), ext[rank - 1], step,
-                                   identities, loop_hints(self.module, REDUCTION_INTERLEAVE))
+                                   identities, loop_hints(self.module, interleave))
                 accumulate_in_memory(indices + [ir.Constant(I64, 0)],
                                      [Scalar(t, d) for t, d in zip(totals, dtypes)])
             self._nest(depth, rank - 1, ext, outer, row)
         else:
             self._nest(depth, rank, ext, outer,
                        lambda indices: accumulate_in_memory(indices, element_values(indices)))
+
+    def _element_ops(self, values) -> int:
+        """How many body ops a loop point computes for `values` (up to memory loads);
+        a math function counts as many (its polynomial is inlined)."""
+        seen, stack, count = set(), list(values), 0
+        while stack:
+            v = stack.pop()
+            if v in seen or v in self.plan.slot_of or v.node.op.name == "constant":
+                continue
+            seen.add(v)
+            count += MATH_OPS if v.node.op.name in MATH_FUNCTIONS else 1
+            stack.extend(v.node.inputs)
+        return count
 
     def load_raw(self, pointer, slot: int) -> Scalar:
         dtype = self.plan.slots[slot].dtype

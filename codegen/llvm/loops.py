@@ -22,10 +22,20 @@ I64 = ir.IntType(64)
 I32 = ir.IntType(32)
 PTR = ir.PointerType()
 
-# Vector accumulators per reduction loop (AVX-512: 4 x 16 float32 lanes; the latency of
-# an add or a NaN-propagating max is 4 or more cycles, its throughput 1 or 2 a cycle).
-REDUCTION_INTERLEAVE = 4
+# Vector accumulators per reduction loop: 4 for short bodies (a max pass: the latency of an
+# add or a NaN-propagating max is 4 or more cycles, its throughput 1 or 2 a cycle), 2 for
+# long ones (an exp pass hides the latency by itself; 4 copies of its body spill
+# registers). MATH_OPS is what a math function counts as (its inlined polynomial).
+MATH_OPS = 20
+LONG_BODY = 16
+
+
+def reduction_interleave(body_ops: int) -> int:
+    """Vector iterations per step of a reduction loop whose point computes `body_ops` ops."""
+    return 2 if body_ops >= LONG_BODY else 4
 CACHE_LINE = 64
+PREFETCH_LOCALITY = 3  # into every cache level (hint 3); 0-2 measured the same on W2
+PREFETCH_ROWS = 1  # how far ahead: the next row (2 or 3 rows ahead measured the same)
 
 
 def for_range(b: ir.IRBuilder, start, stop, emit_body, carried=(), hints=None):
@@ -90,7 +100,8 @@ def prefetch_lines(b: ir.IRBuilder, module: ir.Module, row, count, itemsize: int
 
     def line(j, _):
         pointer = b.gep(row, [b.mul(j, ir.Constant(I64, step))], source_etype=element_type)
-        b.call(prefetch, [pointer, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+        b.call(prefetch, [pointer, ir.Constant(I32, 0), ir.Constant(I32, PREFETCH_LOCALITY),
+                          ir.Constant(I32, 1)])
     for_range(b, ir.Constant(I64, 0), lines, line)
 
 

@@ -48,11 +48,15 @@ def out_of_range_error(bad, classes: int) -> ValueError:
 
 
 def _kernel(labels, classes: int, axis):
-    indices = np.asarray(labels).astype(np.int64)  # floats truncate, as the sparse kernel's
+    indices = np.asarray(labels)
+    if indices.dtype.kind == "f":
+        indices = indices.astype(np.int64)  # truncated, as the sparse kernel's astype
     if indices.size and (indices.min() < 0 or indices.max() >= classes):
         raise out_of_range_error(indices[(indices < 0) | (indices >= classes)].flat[0], classes)
-    indices = indices.astype(np.int32)
-    return indices if axis is None else np.expand_dims(indices, axis)
+    indices = indices.astype(np.int32)  # in range: exact (and a copy: never the caller's)
+    if axis is None:
+        return indices
+    return indices.reshape(indices.shape[:axis] + (1,) + indices.shape[axis:])
 
 
 def _sample(shape, axis, dtype="int32"):
