@@ -105,8 +105,17 @@ def resolve_dim(dim):
 
 def resolve_shape(shape: Shape) -> tuple[Shape, bool]:
     """(shape with bound symbols as ints, whether any symbol is left)."""
-    dims = tuple(resolve_dim(d) for d in shape)
-    return dims, any(isinstance(d, SymDim) for d in dims)
+    dims = []
+    symbolic = False
+    for d in shape:  # a loop, not generators: every new type with a symbol comes here once
+        if d.__class__ is SymDim:
+            size = d.root()._size
+            if size is None:
+                symbolic = True
+            else:
+                d = size
+        dims.append(d)
+    return tuple(dims), symbolic
 
 
 def same_dim(a, b) -> bool:
@@ -123,7 +132,12 @@ def same_dim(a, b) -> bool:
 def same_shape(a: Shape, b: Shape) -> bool:
     if a is b:
         return True
-    return len(a) == len(b) and all(same_dim(x, y) for x, y in zip(a, b))
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):  # a loop, not all(generator): types are compared very often
+        if x is not y and not same_dim(x, y):
+            return False
+    return True
 
 
 def format_shape(shape: Shape) -> str:
@@ -172,6 +186,13 @@ def broadcast_dim(a, b):
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """NumPy broadcasting over symbolic shapes."""
+    if shapes:
+        first = shapes[0]
+        for shape in shapes:
+            if shape is not first and shape != first:
+                break
+        else:  # one shape, or equal ones (symbols already one): the same shape back
+            return tuple(first)
     ndim = max((len(s) for s in shapes), default=0)
     result = [1] * ndim
     for shape in shapes:

@@ -30,7 +30,11 @@ class TensorType:
         self.dtype = as_dtype(dtype)
         self._shape = shape = tuple(shape)
         # BINDINGS count when last resolved; None once all static (ints: nothing to resolve)
-        self._resolved_at = -1 if any(d.__class__ is not int for d in shape) else None
+        self._resolved_at = None
+        for d in shape:
+            if d.__class__ is not int:
+                self._resolved_at = -1
+                break
 
     @property
     def shape(self) -> Shape:
@@ -54,6 +58,8 @@ class TensorType:
         return all(isinstance(d, int) for d in self.shape)
 
     def __eq__(self, other) -> bool:
+        if self is other:
+            return True
         return (isinstance(other, TensorType) and self.dtype == other.dtype
                 and same_shape(self.shape, other.shape))
 

@@ -35,7 +35,7 @@ def eliminate_common_subexpressions(graph: Graph) -> Graph:
         kept = table.get(key)
         if kept is not None and _same_types(kept, node):
             return kept
-        changed = any(a is not b for a, b in zip(inputs, node.inputs))
+        changed = inputs != node.inputs  # values compare by identity
         outputs = clone(node, inputs) if changed else node.outputs
         table.setdefault(key, outputs)
         return outputs if changed else None

@@ -57,7 +57,7 @@ def apply_rules(graph: Graph, rules) -> Graph:
                     break
                 result = again
             outputs = (result,)
-        elif any(a is not b for a, b in zip(inputs, node.inputs)):
+        elif inputs != node.inputs:  # values compare by identity
             outputs = clone(node, inputs)
         else:
             outputs = node.outputs
