@@ -70,23 +70,26 @@ def vector_bits() -> int:
     LLVM's Intel tuning prefers 256-bit vectors even where AVX-512 exists (to
     avoid frequency drops on older parts); graphk's kernels are long streaming
     loops where 512-bit wins, so the preference is raised on AVX-512 hosts."""
-    features = host_cpu()[1].split(",")
-    if "+avx512f" in features:
-        return 512
-    if "+avx" in features:
-        return 256
-    return 128
+    bits = _state.get("vector_bits")
+    if bits is None:  # fixed for the process; asked for every kernel key and definition
+        features = host_cpu()[1].split(",")
+        bits = 512 if "+avx512f" in features else 256 if "+avx" in features else 128
+        _state["vector_bits"] = bits
+    return bits
 
 
 def host_key() -> str:
     """Everything compiled native code depends on besides its own IR text:
     the CPU name and features, the LLVM and llvmlite versions and graphk's."""
-    from graphk import __version__ as graphk_version
-    name, features = host_cpu()
-    llvm_version = ".".join(map(str, llvm.llvm_version_info))
-    return (f"cpu={name};features={features};llvm={llvm_version};"
-            f"llvmlite={llvmlite.__version__};graphk={graphk_version};"
-            f"vector_bits={vector_bits()}")
+    key = _state.get("host_key")
+    if key is None:  # fixed for the process; part of every kernel key
+        from graphk import __version__ as graphk_version
+        name, features = host_cpu()
+        llvm_version = ".".join(map(str, llvm.llvm_version_info))
+        key = _state["host_key"] = (f"cpu={name};features={features};llvm={llvm_version};"
+                                    f"llvmlite={llvmlite.__version__};graphk={graphk_version};"
+                                    f"vector_bits={vector_bits()}")
+    return key
 
 
 def _new_target_machine() -> llvm.TargetMachine:
