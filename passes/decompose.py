@@ -22,11 +22,13 @@ fuses like the dense one: one_hot(i, C) is cast(equal(arange(C), i[..., None]))
 and sparse_softmax_cross_entropy(labels, logits) is log(sum(exps)) -
 sum(where(equal(arange(C), k), shifted, 0)), k = class_indices(labels): the
 labels range-checked (the sparse kernel's ValueError) and given a size-1
-class axis, in a node of their own outside the region; its gradient is
-(softmax - cast(hit)) * g. The class index is a constant arange (C int32s,
-read from L1 by the LLVM kernel), so the class count must be static; a
-symbolic one keeps the sparse ops whole, as do labels whose shape the type
-rule could not line up with the loss.
+class axis, in a node of their own outside the region; its sums keep the
+class axis, dropped by a squeeze after the region (so the NumPy lowering can
+evaluate the region in blocks of rows); its gradient is (softmax - cast(hit))
+* g. The class index is a constant arange (C int32s, read from L1 by the LLVM
+kernel), so the class count must be static; a symbolic one keeps the sparse
+ops whole, as do labels whose shape the type rule could not line up with the
+loss.
 
 Ops with semantics the elementwise form would lose stay whole: integer
 reductions (TensorFlow's truncating integer mean).
@@ -221,11 +223,13 @@ def _sparse_softmax_cross_entropy(d, node, inputs):
     hits = d.label_hits(labels, logits, axis, loc)
     if hits is None:
         return None
-    shifted, exps, _ = d.softmax_parts(logits, axis, loc)
-    total = d.op("reduce_sum", [exps], loc, axes=(axis,), keepdims=False)
+    shifted, _, total = d.softmax_parts(logits, axis, loc)
     picked = d.op("switch", [hits, shifted, d.scalar(0, logits, loc)], loc)
-    picked = d.op("reduce_sum", [picked], loc, axes=(axis,), keepdims=False)
-    return d.op("sub", [d.op("log", [total], loc), picked], loc)
+    picked = d.op("reduce_sum", [picked], loc, axes=(axis,), keepdims=True)
+    loss = d.op("sub", [d.op("log", [total], loc), picked], loc)
+    # the class axis is dropped outside the region (a view): inside, every value keeps
+    # the logits' rank, so the NumPy lowering evaluates the region in blocks of rows
+    return d.op("squeeze", [loss], loc, axis=axis)
 
 
 def _sparse_softmax_cross_entropy_grad(d, node, inputs):

@@ -32,15 +32,16 @@ def test_sparse_crossentropy_is_a_pick_by_comparison():
   %0 = reduce_max(%o) {axes=(1,), keepdims=true} : float32[?0,1]
   %1 = sub(%o, %0) : float32[?0,4]
   %2 = exp(%1) : float32[?0,4]
-  %3 = reduce_sum(%2) {axes=(1,), keepdims=false} : float32[?0]
-  %4 = log(%3) : float32[?0]
+  %3 = reduce_sum(%2) {axes=(1,), keepdims=true} : float32[?0,1]
+  %4 = log(%3) : float32[?0,1]
   %5 = constant {value=dense<int32[4]>[0, 1, 2, 3]} : int32[4]
   %6 = class_indices(%t) {classes=4, axis=1} : int32[?0,1]
   %7 = equal(%5, %6) : bool[?0,4]
   %8 = constant {value=dense<float32[]>0.0} : float32[]
   %9 = switch(%7, %1, %8) : float32[?0,4]
-  %10 = reduce_sum(%9) {axes=(1,), keepdims=false} : float32[?0]
-  %r = sub(%4, %10) : float32[?0]
+  %10 = reduce_sum(%9) {axes=(1,), keepdims=true} : float32[?0,1]
+  %11 = sub(%4, %10) : float32[?0,1]
+  %r = squeeze(%11) {axis=1} : float32[?0]
 """)
     check_pass(decompose, before, after)
 
@@ -53,15 +54,16 @@ def test_float_labels_with_the_class_axis_keep_it():
   %0 = reduce_max(%o) {axes=(1,), keepdims=true} : float64[?0,1]
   %1 = sub(%o, %0) : float64[?0,3]
   %2 = exp(%1) : float64[?0,3]
-  %3 = reduce_sum(%2) {axes=(1,), keepdims=false} : float64[?0]
-  %4 = log(%3) : float64[?0]
+  %3 = reduce_sum(%2) {axes=(1,), keepdims=true} : float64[?0,1]
+  %4 = log(%3) : float64[?0,1]
   %5 = constant {value=dense<int32[3]>[0, 1, 2]} : int32[3]
   %6 = class_indices(%t) {classes=3, axis=none} : int32[?0,1]
   %7 = equal(%5, %6) : bool[?0,3]
   %8 = constant {value=dense<float64[]>0.0} : float64[]
   %9 = switch(%7, %1, %8) : float64[?0,3]
-  %10 = reduce_sum(%9) {axes=(1,), keepdims=false} : float64[?0]
-  %r = sub(%4, %10) : float64[?0]
+  %10 = reduce_sum(%9) {axes=(1,), keepdims=true} : float64[?0,1]
+  %11 = sub(%4, %10) : float64[?0,1]
+  %r = squeeze(%11) {axis=1} : float64[?0]
 """))
     assert result.outputs[0].type.dtype == "float64"
 
@@ -181,7 +183,7 @@ def test_both_formulations_fuse_and_match_numpy(lowering, form, rows):
     t, o = K.placeholder((None,), dtype="int32"), K.placeholder((None, 7))
     loss = _sparse(t, o) if form == "sparse" else _onehot_form(t, o)
     fn = K.function([t, o], [loss], backend=lowering)
-    assert _ops(fn) == (["class_indices", "fused"] if form == "sparse"
+    assert _ops(fn) == (["class_indices", "fused", "squeeze"] if form == "sparse"
                         else ["expand_dims", "fused"])
     if lowering == "llvm":  # compiled, not handed back to NumPy
         assert [chosen for chosen, _ in fn.lowering.decisions.values()] == ["llvm"]
