@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Value, topological_order
 from ..ir.ops.leaf import placeholder
+from ..ir.ops.registry import REGISTRY, make_node
 from ..ir.rewrite import build
 from ..ir.types import TensorType
 from .scan_parts import ScanParts, rewrite_scans
@@ -38,7 +39,8 @@ def hoist_scan_work(graph: Graph) -> Graph:
 
 def _hoist(parts: ScanParts, used: set) -> bool:
     lifted = _lift_work(parts)
-    return _pretranspose(parts) or lifted
+    transposed = _pretranspose(parts)
+    return _stack_from_boundaries(parts, used) or transposed or lifted
 
 
 def _lift_work(parts: ScanParts) -> bool:
@@ -87,6 +89,38 @@ def _pretranspose(parts: ScanParts) -> bool:
             mapping[node.outputs[0]] = build("matmul", operands, attrs, node.location)
     parts.replace_in_body(mapping)
     return bool(mapping)
+
+
+def _stack_from_boundaries(parts: ScanParts, used: set) -> bool:
+    """A per-step output that is also a carry's new value, when the graph reads that
+    carry's step boundaries anyway, is a view of them (boundaries 1..T going forward,
+    0..T-1 in reverse) instead of a second copy stored every step: an RNN's outputs are
+    its hidden states, which backpropagation through time reads as boundaries."""
+    old = parts.node.outputs
+    ny, nc = len(parts.original_outputs), len(parts.original_carries)
+    read = {slot.value: j for j, slot in enumerate(parts.original_carries)
+            if slot in parts.carries and old[ny + nc + j] in used}
+    moved = False
+    for slot in list(parts.outputs):
+        j = read.get(slot.value)
+        if j is None or slot not in parts.original_outputs:
+            continue
+        stacked_type = old[parts.original_outputs.index(slot)].type
+        carry = parts.original_carries[j]
+        slot.result_after_build = _leaving(carry, stacked_type, parts.reverse)
+        parts.outputs.remove(slot)
+        moved = True
+    return moved
+
+
+def _leaving(carry, stacked_type: TensorType, reverse: bool):
+    """() -> the carry leaving each position, a view of the new node's boundaries."""
+    key = (("slice", None, -1, None),) if reverse else (("slice", 1, None, None),)
+
+    def view() -> Value:  # the stack's own type: its length is the sequences' (T, not T+1-1)
+        return make_node(REGISTRY["getitem"], (carry.boundaries,), {"key": key},
+                         (stacked_type,), carry.value.location)
+    return view
 
 
 def _is_input(value: Value) -> bool:

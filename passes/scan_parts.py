@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..ir.graph import Graph, Value, topological_order
+from ..ir.ops.registry import make_node
 from ..ir.rewrite import build, rebuild, rewire
 
 
@@ -26,6 +27,8 @@ class OutputSlot:
     def __init__(self, value: Value):
         self.value = value
         self.result: Value | None = None  # set by a pass (moved out) or by build
+        # a pass that reads the stack from the new node's other outputs: () -> outer value
+        self.result_after_build: Callable[[], Value] | None = None
 
 
 class CarrySlot:
@@ -110,8 +113,7 @@ class ScanParts:
             body = Graph(inner, self.body_roots(), name=self.body_name)
             attrs = {"body": body, "num_sequences": len(sequences),
                      "num_carries": len(self.carries), "reverse": self.reverse}
-            results = build("scan", outer, attrs, self.node.location)
-            results = results if isinstance(results, tuple) else (results,)
+            results = self._keep_types(build("scan", outer, attrs, self.node.location))
         ny, nc = len(self.outputs), len(self.carries)
         for slot, value in zip(self.outputs, results[:ny]):
             slot.result = value
@@ -120,12 +122,38 @@ class ScanParts:
         for slot in self.original_carries:
             if slot.final_after_build is not None:
                 slot.final = slot.final_after_build()
+        for slot in self.original_outputs:
+            if slot.result_after_build is not None:
+                slot.result = slot.result_after_build()
         old = self.node.outputs
         ny0, nc0 = len(self.original_outputs), len(self.original_carries)
         boundaries = [c.boundaries if c.boundaries is not None else old[ny0 + nc0 + j]
                       for j, c in enumerate(self.original_carries)]  # a removed carry's are unused
         return (tuple(s.result for s in self.original_outputs)
                 + tuple(c.final for c in self.original_carries) + tuple(boundaries))
+
+
+    def _keep_types(self, results) -> tuple:
+        """The new node's outputs with the old node's recorded types where they stand for
+        the same values: the step-boundary count T+1 is a fresh symbol each time the type
+        rule runs, and the values downstream (views of the boundaries) were typed with the
+        old one. Verified like any recorded type (ir/verify.py, `types_agree`)."""
+        results = results if isinstance(results, tuple) else (results,)
+        old = self.node.outputs
+        ny0, nc0 = len(self.original_outputs), len(self.original_carries)
+        ny, nc = len(self.outputs), len(self.carries)
+        types = [v.type for v in results]
+        for k, slot in enumerate(self.outputs):
+            if slot in self.original_outputs:
+                types[k] = old[self.original_outputs.index(slot)].type
+        for j, slot in enumerate(self.carries):
+            original = self.original_carries.index(slot)
+            types[ny + j], types[ny + nc + j] = old[ny0 + original].type, \
+                old[ny0 + nc0 + original].type
+        if all(a is b.type for a, b in zip(types, results)):
+            return results
+        node = results[0].node
+        return make_node(node.op, node.inputs, node.attrs, types, node.location)
 
 
 def used_values(graph: Graph) -> set:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from graphk.ir import parse, verify
+from graphk.ir import Graph, parse, verify
 from graphk.passes.scan_accumulate import push_out_accumulators
 from graphk.passes.scan_fusion import fuse_scan_bodies
 from graphk.passes.scan_hoist import hoist_scan_work
@@ -338,3 +338,39 @@ def test_graphs_without_scans_are_returned_as_they_are():
     graph = parse(text)
     for run in (hoist_scan_work, push_out_accumulators, fuse_scan_bodies):
         assert run(graph) is graph
+
+
+def test_outputs_that_are_carries_are_read_from_the_boundaries():
+    """When the graph reads the step boundaries, the per-step output equal to the new
+    carry is a view of them (1..T forward, 0..T-1 in reverse), not a second stored copy."""
+    for reverse, key in ((False, '("slice", 1, none, none)'), (True, '("slice", none, -1, none)')):
+        before = RNN_HOISTED.replace("return %1, %2\n}", "return %1, %3\n}").replace(
+            "reverse=false", f"reverse={str(reverse).lower()}")
+        after = before.replace("return %1, %1\n  }", "return %1\n  }").replace(
+            "%1, %2, %3 = scan", "%2, %3 = scan").replace(
+            "float32[5,3,4], float32[3,4], float32[6,3,4]", "float32[3,4], float32[6,3,4]")
+        after = after.replace("  return %1, %3\n}", f"  %1 = getitem(%3) {{key=({key},)}} "
+                                                    ": float32[5,3,4]\n  return %1, %3\n}")
+        check_pass(hoist_scan_work, before, after)
+        _same_numbers(hoist_scan_work, before)
+
+
+def test_the_pipeline_verifies_after_each_pass_on_an_rnn_gradient():
+    """K.rnn (masked, backwards) with BPTT gradients: every pass leaves a valid graph."""
+    from graphk import backend as K
+    from graphk.passes.pipeline import run_pipeline
+
+    x = K.placeholder((None, 4, 3))
+    mask = K.placeholder((None, 4))
+    w, u = K.variable(np.ones((3, 5)) * 0.1), K.variable(np.eye(5) * 0.5)
+
+    def step(x_t, states):
+        h = K.tanh(K.dot(x_t, w) + K.dot(states[0], u))
+        return h, [h]
+    _, outputs, _ = K.rnn(step, x, [K.zeros_like(K.dot(x[:, 0], w))], go_backwards=True,
+                          mask=mask)
+    loss = K.sum(outputs * outputs)
+    graph = Graph([x, mask], [loss] + K.gradients(loss, [w, u]))
+    optimized = run_pipeline(graph, check=True)
+    scans = [n for n in optimized.nodes if n.op.name == "scan"]
+    assert len(scans) == 2 and all(n.attrs["num_carries"] <= 2 for n in scans)
