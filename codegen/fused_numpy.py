@@ -142,7 +142,7 @@ def structure_key(body):
             if node.outputs[0] not in number:
                 return None  # a placeholder the body does not take as an input
             continue
-        attrs = _attr_key(node.attrs)
+        attrs = attrs_key(node.attrs)
         if attrs is None:
             return None
         reads = tuple(number.get(v, -1) for v in node.inputs)
@@ -155,20 +155,40 @@ def structure_key(body):
     return tuple(parts)
 
 
+def attrs_key(attrs: dict):
+    """A hashable key equal for equal attribute dicts (None when a value has no key)."""
+    items = []
+    for name in sorted(attrs):
+        key = _attr_key(attrs[name])
+        if key is None:
+            return None
+        items.append((name, key))
+    return tuple(items)
+
+
+_PLAIN = frozenset({bool, int, str, type(None)})  # keyed by (type, value): True is not 1
+
+
 def _attr_key(value):
     """A hashable, type-tagged stand-in for an attribute value (None: none exists)."""
-    if isinstance(value, dict):
-        items = tuple((name, _attr_key(v)) for name, v in sorted(value.items()))
-        return None if any(v is None for _, v in items) else ("dict", items)
-    if isinstance(value, float):
-        return ("float", repr(value))  # 0.0 and -0.0 differ, NaN equals NaN
-    if isinstance(value, np.ndarray):
-        return ("array", value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
-    if isinstance(value, tuple):
-        items = tuple(_attr_key(v) for v in value)
-        return None if any(v is None for v in items) else ("tuple", items)
-    if value is None or isinstance(value, (bool, int, str)):
-        return (type(value).__name__, value)
+    kind = value.__class__
+    if kind in _PLAIN:
+        return (kind, value)
+    if kind is float:
+        return (float, repr(value))  # 0.0 and -0.0 differ, NaN equals NaN
+    if kind is tuple:
+        items = []
+        for item in value:
+            key = _attr_key(item)
+            if key is None:
+                return None
+            items.append(key)
+        return (tuple, tuple(items))
+    if kind is np.ndarray:
+        return (kind, value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
+    if kind is dict:
+        key = attrs_key(value)
+        return None if key is None else (dict, key)
     return None  # a nested graph or anything else: such bodies keep programs of their own
 
 

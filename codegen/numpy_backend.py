@@ -12,6 +12,7 @@ writes its values and outputs into that memory instead of allocating.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Callable
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..ir.dtypes import can_feed, numpy_dtype
 from ..ir.errors import FeedError, located
 from ..ir.graph import Graph
 from ..ir.shapes import format_shape
-from .fused_numpy import FusedKernel, compile_fused
+from .fused_numpy import FusedKernel, attrs_key, compile_fused
 from .memory_plan import donations
 
 _FILENAME = "<graphk {name}>"
@@ -75,6 +76,10 @@ class _Program:
         self.names: dict = {}  # Value -> local variable name
         self.line_nodes: dict = {}
         self.lowerings: dict = {}  # Node -> "numpy" or the name a kernel_for kernel gives
+        # Plain NumPy kernels by (op, attributes): nodes alike call one kernel under one
+        # global name (a program with fewer distinct names compiles faster).
+        self.shared_kernels: dict = {}
+        self.kernel_names: dict = {}  # id(kernel) -> its global name (kernels live in env)
 
     def bind(self, prefix: str, obj) -> str:
         name = f"{prefix}{len(self.env)}"
@@ -265,12 +270,15 @@ def _emit_nodes(program: _Program) -> None:
     graph = program.graph
     fed = set(graph.inputs)
     frees = _last_uses(graph)
-    used = _used_values(graph)
+    reads = Counter(v for node in graph.nodes for v in node.inputs)
+    kept = set(graph.outputs) | {v for pair in graph.updates for v in pair}
+    used = set(reads) | kept
     donated = donations(graph, frees)  # dead inputs fused kernels may write outputs into
     for position, node in enumerate(graph.nodes):
         op = node.op
         if op.leaf:
-            _emit_leaf(program, node, fed)
+            value = node.outputs[0]
+            _emit_leaf(program, node, fed, reads[value] == 1 and value not in kept)
             continue
         inputs = ", ".join(program.names[v] for v in node.inputs)
         outputs = [f"v{len(program.names) + k}" for k in range(len(node.outputs))]
@@ -282,7 +290,9 @@ def _emit_nodes(program: _Program) -> None:
             bound.donate = frozenset(donated[node].values())
         if program.wrap_kernel is not None:  # profiled functions only
             bound = program.wrap_kernel(node, bound)
-        kernel = program.bind(f"k_{op.name}_", bound)
+        kernel = program.kernel_names.get(id(bound))
+        if kernel is None:
+            kernel = program.kernel_names[id(bound)] = program.bind(f"k_{op.name}_", bound)
         target = outputs[0] if len(outputs) == 1 else ", ".join(outputs)
         program.emit(f"{target} = {kernel}({inputs})", node)
         dead = [program.names[v] for v in frees.get(position, ())]
@@ -304,18 +314,21 @@ def _kernel(program: _Program, node, used: set) -> Callable:
     if op.lower is not None:  # a loop: its kernel runs compiled bodies
         needed = tuple(v in used for v in node.outputs)
         return op.lower(node, _subgraph_compiler(program.kernel_for), needed)
-    return op.bound_kernel(node.attrs)
+    if op.make_kernel is not None or not op.pure:  # state of its own (random draws, ...)
+        return op.bound_kernel(node.attrs)
+    key = attrs_key(node.attrs)
+    if key is None:
+        return op.bound_kernel(node.attrs)
+    kernel = program.shared_kernels.get((op, key))
+    if kernel is None:
+        kernel = program.shared_kernels[(op, key)] = op.bound_kernel(node.attrs)
+    return kernel
 
 
-def _used_values(graph: Graph) -> set:
-    """Values some node reads or the graph returns or stores."""
-    used = {v for node in graph.nodes for v in node.inputs}
-    used.update(graph.outputs)
-    used.update(v for pair in graph.updates for v in pair)
-    return used
-
-
-def _emit_leaf(program: _Program, node, fed: set) -> None:
+def _emit_leaf(program: _Program, node, fed: set, read_once: bool) -> None:
+    """Names for a leaf's value; a variable read by one node and neither returned nor
+    stored is read where that node runs (one statement less: updates come after every
+    node, so it reads the same array)."""
     value = node.outputs[0]
     kind = node.op.name
     if kind == "placeholder" and value not in fed:
@@ -327,6 +340,9 @@ def _emit_leaf(program: _Program, node, fed: set) -> None:
         program.names[value] = program.bind("c", default)
     elif kind == "variable":
         holder = program.bind("var", value)
+        if read_once:
+            program.names[value] = f"{holder}.storage"
+            return
         program.names[value] = f"{holder}_now"
         program.emit(f"{holder}_now = {holder}.storage", node)
     elif kind == "constant":
