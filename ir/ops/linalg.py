@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import promote
-from ..shapes import ShapeError, broadcast_shapes, format_shape, merge_dim
+from ..dtypes import DTypeError, promote
+from ..shapes import ShapeError, broadcast_shapes, format_shape, merge_dim, merge_shapes
 from ..types import TensorType
 from .contraction import LETTERS as _LETTERS
+from .blas_gemm import MatmulUpdate
 from .contraction import ContractionPlan, plan, product, sizes_product
 from .elementwise import mul
 from .leaf import as_value
@@ -160,6 +161,55 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
     a = as_value(a, b if hasattr(b, "type") else None)
     b = as_value(b, a)
     return apply("matmul", [a, b], transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
+
+
+# --- a product added to a matrix: one GEMM, in place when the matrix is dead ------------
+
+def _matmul_update_infer(c: TensorType, a: TensorType, b: TensorType, scale: TensorType,
+                         transpose_a=False, transpose_b=False) -> TensorType:
+    if a.ndim != 2 or b.ndim != 2 or scale.ndim != 0:
+        raise ShapeError(f"matmul_update takes matrices a and b and a scalar scale, given "
+                         f"{format_shape(a.shape)}, {format_shape(b.shape)} and "
+                         f"{format_shape(scale.shape)}")
+    product_type = _matmul_infer(a, b, transpose_a, transpose_b)
+    if len({c.dtype, product_type.dtype, scale.dtype}) != 1 or c.dtype not in ("float32",
+                                                                                "float64"):
+        raise DTypeError(f"matmul_update needs one float dtype, given c {c.dtype}, a {a.dtype}, "
+                         f"b {b.dtype}, scale {scale.dtype}")
+    shape = merge_shapes(c.shape, product_type.shape, "c and the product (no broadcasting)")
+    return TensorType(c.dtype, shape)
+
+
+def _matmul_update_grad(node, g):
+    c, a, b, scale = node.inputs
+    ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
+    scaled = mul(g, scale)
+    da = matmul(b, scaled, transpose_a=tb, transpose_b=True) if ta else \
+        matmul(scaled, b, transpose_b=not tb)
+    db = matmul(scaled, a, transpose_a=True, transpose_b=ta) if tb else \
+        matmul(a, scaled, transpose_a=not ta)
+    d_scale = apply("reduce_sum", [mul(g, matmul(a, b, ta, tb))], axes=(0, 1), keepdims=False)
+    return g, da, db, d_scale
+
+
+register(OpDef(
+    "matmul_update", "linalg",
+    infer=_matmul_update_infer,
+    kernel=lambda c, a, b, scale, **attrs: MatmulUpdate(**attrs)(c, a, b, scale),
+    make_kernel=lambda **attrs: MatmulUpdate(**attrs),
+    attrs={"transpose_a": False, "transpose_b": False},
+    grad=_matmul_update_grad,
+    samples=(Sample(((3, 5), (3, 4), (4, 5), ())),
+             Sample(((3, 5), (4, 3), (5, 4), ()), {"transpose_a": True, "transpose_b": True}),
+             Sample(((3, 5), (4, 3), (4, 5), ()), {"transpose_a": True},
+                    dtypes=("float64",) * 4)),
+    doc="c + scale * op(a) @ op(b) for matrices (an SGD step's weight update, "
+        "passes/matmul_update.py): one GEMM with beta = 1, into c's buffer when it is dead."))
+
+
+def matmul_update(c, a, b, scale, transpose_a: bool = False, transpose_b: bool = False):
+    return apply("matmul_update", [c, a, b, scale], transpose_a=bool(transpose_a),
+                 transpose_b=bool(transpose_b))
 
 
 # --- a transposed copy ----------------------------------------------------------------
