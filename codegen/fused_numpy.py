@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from ..ir.errors import located
+from ..ir.rewrite import attrs_key
 from ..ir.shapes import ShapeError
 from .fused_program import generate
 
@@ -74,7 +75,7 @@ class FusedKernel:
 
     def _compile(self, key):
         if self._structure is False:
-            self._structure = structure_key(self.body)
+            self._structure = _structure_of(self.body)
         shared_key = None if self._structure is None else (self._structure, key, self.donate)
         plan = _SHARED.get(shared_key) if shared_key is not None else None
         if plan is None:
@@ -128,6 +129,16 @@ class _Plan:
 
 
 _SHARED: dict = {}  # (structure key, input shapes, donated inputs) -> _Plan
+_STRUCTURES: dict = {}  # id(body) -> (body, its structure key): fusion shares equal bodies
+
+
+def _structure_of(body):
+    entry = _STRUCTURES.get(id(body))
+    if entry is None or entry[0] is not body:
+        if len(_STRUCTURES) >= _SHARED_LIMIT:
+            _STRUCTURES.clear()
+        entry = _STRUCTURES[id(body)] = (body, structure_key(body))
+    return entry[1]
 
 
 def structure_key(body):
@@ -153,43 +164,6 @@ def structure_key(body):
             number[value] = len(number)
     parts.append(tuple(number[v] for v in body.outputs))
     return tuple(parts)
-
-
-def attrs_key(attrs: dict):
-    """A hashable key equal for equal attribute dicts (None when a value has no key)."""
-    items = []
-    for name in sorted(attrs):
-        key = _attr_key(attrs[name])
-        if key is None:
-            return None
-        items.append((name, key))
-    return tuple(items)
-
-
-_PLAIN = frozenset({bool, int, str, type(None)})  # keyed by (type, value): True is not 1
-
-
-def _attr_key(value):
-    """A hashable, type-tagged stand-in for an attribute value (None: none exists)."""
-    kind = value.__class__
-    if kind in _PLAIN:
-        return (kind, value)
-    if kind is float:
-        return (float, repr(value))  # 0.0 and -0.0 differ, NaN equals NaN
-    if kind is tuple:
-        items = []
-        for item in value:
-            key = _attr_key(item)
-            if key is None:
-                return None
-            items.append(key)
-        return (tuple, tuple(items))
-    if kind is np.ndarray:
-        return (kind, value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
-    if kind is dict:
-        key = attrs_key(value)
-        return None if key is None else (dict, key)
-    return None  # a nested graph or anything else: such bodies keep programs of their own
 
 
 # --- run-time shapes ------------------------------------------------------------------------

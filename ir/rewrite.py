@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
+
 from .dtypes import DTypeError
 from .errors import located
 from .graph import Graph, Node, Value, topological_order
@@ -117,6 +119,46 @@ def _same_types(inputs: tuple, old: tuple) -> bool:
     return True
 
 
+# --- keys for attribute values ----------------------------------------------------------------
+
+def attrs_key(attrs: dict):
+    """A hashable key equal for equal attribute dicts (None when a value has no key): what
+    passes and code generators use to recognize nodes that compute the same thing."""
+    items = []
+    for name in sorted(attrs):
+        key = _attr_key(attrs[name])
+        if key is None:
+            return None
+        items.append((name, key))
+    return tuple(items)
+
+
+_PLAIN = frozenset({bool, int, str, type(None)})  # keyed by (type, value): True is not 1
+
+
+def _attr_key(value):
+    """A hashable, type-tagged stand-in for an attribute value (None: none exists)."""
+    kind = value.__class__
+    if kind in _PLAIN:
+        return (kind, value)
+    if kind is float:
+        return (float, repr(value))  # 0.0 and -0.0 differ, NaN equals NaN
+    if kind is tuple:
+        items = []
+        for item in value:
+            key = _attr_key(item)
+            if key is None:
+                return None
+            items.append(key)
+        return (tuple, tuple(items))
+    if kind is np.ndarray:
+        return (kind, value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
+    if kind is dict:
+        key = attrs_key(value)
+        return None if key is None else (dict, key)
+    return None  # a nested graph or anything else: no key
+
+
 # --- outlining a subgraph into a closed body ---------------------------------------------------
 
 def free_values(inputs: list, outputs: list) -> tuple[set, list]:
@@ -177,4 +219,4 @@ def rewire(outputs: list, mapping: dict, among: set | None = None) -> list:
     return [mapping.get(v, v) for v in outputs]
 
 
-__all__ = ["rebuild", "build", "clone", "free_values", "close_subgraph", "rewire"]
+__all__ = ["rebuild", "build", "clone", "attrs_key", "free_values", "close_subgraph", "rewire"]

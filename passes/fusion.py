@@ -23,7 +23,8 @@ import numpy as np
 from ..ir.graph import Graph
 from ..ir.ops.fused import allowed_in_body
 from ..ir.ops.leaf import placeholder
-from ..ir.rewrite import build, clone
+from ..ir.rewrite import attrs_key, build, clone
+from ..ir.shapes import SymDim
 
 MAX_REGION_NODES = 512  # a longer chain is cut into several regions (kernels compile fast)
 INLINE_CONSTANT_ELEMENTS = 64  # larger constants are passed in rather than copied into bodies
@@ -189,9 +190,10 @@ def _outline(graph: Graph, regions: list) -> Graph:
     used = _used_outside(graph, region_of)
     mapping: dict = {}
     mapped = mapping.get
+    bodies: dict = {}  # region key -> body, shared by equal regions
     for unit in order:
         if isinstance(unit, int):
-            _emit_region(regions[unit], used, mapping)
+            _emit_region(regions[unit], used, mapping, bodies)
             continue
         inputs = tuple([mapped(v, v) for v in unit.inputs])
         if inputs == unit.inputs:  # values compare by identity: nothing changed under it
@@ -250,8 +252,11 @@ def _inline_constant(value) -> bool:
     return node.op.name == "constant" and np.size(node.attrs["value"]) <= INLINE_CONSTANT_ELEMENTS
 
 
-def _emit_region(members: list, used: set, mapping: dict) -> None:
-    """Outline one region into a fused node; map its members' used values to the node's outputs."""
+def _emit_region(members: list, used: set, mapping: dict, bodies: dict) -> None:
+    """Outline one region into a fused node; map its members' used values to the node's outputs.
+
+    A region equal to an earlier one (`bodies`: region key -> body) gets that body
+    object: a deep network's layers share one body, which lowerings then plan once."""
     inside = set(members)
     outside_inputs: dict = {}
     for member in members:
@@ -259,13 +264,48 @@ def _emit_region(members: list, used: set, mapping: dict) -> None:
             if value.node not in inside and not _inline_constant(value):
                 outside_inputs.setdefault(value, None)
     outer = [mapping.get(v, v) for v in outside_inputs]
-    params = {v: placeholder(o.type, name=f"in{k}", location=v.location)
-              for k, (v, o) in enumerate(zip(outside_inputs, outer))}
     results = [m.outputs[0] for m in members if m.outputs[0] in used]
-    body = Graph(list(params.values()), _copy_members(members, params, results), name="fused")
+    key = _region_key(members, outside_inputs, outer, results)
+    body = bodies.get(key) if key is not None else None
+    if body is None:
+        params = {v: placeholder(o.type, name=f"in{k}", location=v.location)
+                  for k, (v, o) in enumerate(zip(outside_inputs, outer))}
+        body = Graph(list(params.values()), _copy_members(members, params, results),
+                     name="fused")
+        if key is not None:
+            bodies[key] = body
     root = members[-1]
     fused = build("fused", outer, {"body": body}, root.location)
     mapping.update(zip(results, fused))
+
+
+def _region_key(members: list, outside_inputs: dict, outer: list, results: list):
+    """What the region's body would be, as a hashable key: each input's type and location,
+    each member's op, attributes, location, output type and which inputs, members or
+    (by identity) inline constants it reads, and which members are results. Equal keys
+    make equal bodies, locations included (errors inside name the same lines). None when
+    an attribute has no key."""
+    reference: dict = {}
+    parts = []
+    for k, (value, given) in enumerate(zip(outside_inputs, outer)):
+        reference[value] = k
+        parts.append((given.type.dtype, _dims(given.type), value.location))
+    for position, member in enumerate(members, start=len(parts)):
+        attrs = attrs_key(member.attrs)
+        if attrs is None:
+            return None
+        reads = tuple([reference.get(v, v) for v in member.inputs])  # else an inline constant
+        result = member.outputs[0]
+        parts.append((member.op.name, reads, attrs, member.location, result.type.dtype,
+                      _dims(result.type)))
+        reference[result] = position
+    parts.append(tuple([reference[v] for v in results]))
+    return tuple(parts)
+
+
+def _dims(type) -> tuple:
+    """Dims with each symbol as its root (equal when unified), sizes as they are."""
+    return tuple([d.root() if d.__class__ is SymDim else d for d in type.shape])
 
 
 def _copy_members(members: list, params: dict, results: list) -> list:

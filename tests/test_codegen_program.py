@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 from graphk import backend as K
-from graphk.codegen.fused_numpy import attrs_key
+from graphk.ir.rewrite import attrs_key
 
 
 def _kernel_names(source: str) -> list:

@@ -67,3 +67,32 @@ def test_structure_key_ignores_locations_and_tells_signed_zero_and_nan_apart():
     assert structure_key(a) == structure_key(b)
     assert structure_key(a) != structure_key(c)
     assert structure_key(d) == structure_key(e) != structure_key(a)
+
+
+def test_equal_regions_share_one_body_object_and_regions_at_other_lines_do_not():
+    x = K.placeholder((None, 8), name="x")
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(0, 0.3, (8, 8)).astype(np.float32) for _ in range(3)]
+    ws = [K.variable(a) for a in arrays]
+    h = x
+    for w in ws:
+        h = K.tanh(K.dot(h, w) + 1.0)  # three equal regions (one line)
+    other = K.exp(K.dot(h, ws[0]) + 1.0)  # another op: a body of its own
+    fn = K.function([x], [h, other], backend="numpy")
+    fused = [n for n in fn.ir.nodes if n.op.name == "fused"]
+    assert len(fused) == 4 and len({id(n.attrs["body"]) for n in fused}) == 2
+    data = rng.normal(size=(5, 8)).astype(np.float32)
+    want = data
+    for a in arrays:
+        want = np.tanh(want @ a + 1.0)
+    got_h, got_other = fn([data])
+    np.testing.assert_allclose(got_h, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_other, np.exp(want @ arrays[0] + 1.0), rtol=1e-5)
+
+    y = K.placeholder((4, 8), name="y")
+    z = K.placeholder((4, 8), name="z")
+    first = K.tanh(y * 2.0)  # the same region as the next line's, but at another line
+    second = K.tanh(z * 2.0)
+    fn = K.function([y, z], [first, second], backend="numpy")
+    fused = [n for n in fn.ir.nodes if n.op.name == "fused"]
+    assert len(fused) == 2 and fused[0].attrs["body"] is not fused[1].attrs["body"]
