@@ -29,6 +29,7 @@ from .dce import eliminate_dead_code
 from .decompose import decompose
 from .fold import fold_constants
 from .fusion import fuse_elementwise
+from .matmul_update import fold_products_into_updates
 from .scan_accumulate import push_out_accumulators
 from .scan_fusion import fuse_scan_bodies
 from .scan_hoist import hoist_scan_work
@@ -52,6 +53,7 @@ PIPELINE: list[Pass] = [
     # Later passes (fusion, ...) are appended here, in order.
     Pass("scan_hoist", hoist_scan_work, "loop work that reads no carry, before the loop"),
     Pass("scan_accumulate", push_out_accumulators, "summing carries (BPTT's dW) after the loop"),
+    Pass("matmul_update", fold_products_into_updates, "SGD weight updates as one GEMM"),
     Pass("decompose", decompose, "nn macro ops as elementwise ops and reductions"),
     Pass("fusion", fuse_elementwise, "regions of elementwise work and reductions as fused nodes"),
     Pass("scan_fusion", fuse_scan_bodies, "decomposition and fusion inside loop bodies"),
