@@ -22,6 +22,7 @@ from ..ir.errors import FeedError, located
 from ..ir.graph import Graph
 from ..ir.shapes import format_shape
 from .fused_numpy import FusedKernel, attrs_key, compile_fused
+from .in_place import in_place_nodes
 from .memory_plan import donations
 
 _FILENAME = "<graphk {name}>"
@@ -274,6 +275,7 @@ def _emit_nodes(program: _Program) -> None:
     kept = set(graph.outputs) | {v for pair in graph.updates for v in pair}
     used = set(reads) | kept
     donated = donations(graph, frees)  # dead inputs fused kernels may write outputs into
+    in_place = in_place_nodes(graph)  # variables whose update writes into their own buffer
     for position, node in enumerate(graph.nodes):
         op = node.op
         if op.leaf:
@@ -288,6 +290,8 @@ def _emit_nodes(program: _Program) -> None:
         if node in donated and (isinstance(bound, FusedKernel)
                                 or getattr(bound, "lowering", None) == "llvm"):
             bound.donate = frozenset(donated[node].values())
+        if node in in_place:
+            bound.in_place = True
         if program.wrap_kernel is not None:  # profiled functions only
             bound = program.wrap_kernel(node, bound)
         kernel = program.kernel_names.get(id(bound))
