@@ -51,16 +51,21 @@ class FunctionLowering:
         self._decisions: dict = {}  # node -> (lowering, reason), as decided when offered
         self.regions: dict = {}  # node -> Region, for nodes handed to LLVM
         self.kernels: dict = {}  # node -> its FusedKernel
+        self._by_body: dict = {}  # id(body) -> Region: fusion gives equal regions one body
 
     def __call__(self, node):
         if node.op.name != "fused":
             return None
-        try:
-            region = Region(node.attrs["body"])
-        except NotImplementedError as error:
-            self._decisions[node] = ("numpy", f"LLVM: {error}")
-            return None
-        self.builder.request(region, region.expected_variant)
+        body = node.attrs["body"]
+        region = self._by_body.get(id(body))
+        if region is None or region.body is not body:
+            try:
+                region = Region(body)
+            except NotImplementedError as error:
+                self._decisions[node] = ("numpy", f"LLVM: {error}")
+                return None
+            self._by_body[id(body)] = region
+            self.builder.request(region, region.expected_variant)
         self.regions[node] = region
         self._decisions[node] = ("llvm", f"{region.expected_variant} entry, "
                                          f"{len(region.plan.stages)} loop nest(s), "
