@@ -21,16 +21,15 @@ loops and the vectorizer needs no run-time overlap checks.
 from __future__ import annotations
 
 import llvmlite.ir as ir
-import numpy as np
 
 from ...ir.dtypes import DTypeError
 from ...ir.scalar import MATH_FUNCTIONS
 from .layout import Layout, inner_strides, is_full
-from . import loops
 from .loops import identity  # noqa: F401  (runtime.py imports it from here)
-from .loops import (MATH_OPS, combiner, for_range, loop_hints, prefetch_lines,
-                    reduction_interleave, start_value)
+from .loops import (MATH_OPS, combiner, for_range, loop_hints, reduction_interleave,
+                    start_value)
 from .plan import Plan, Unsupported, accumulate_dtype
+from .rows import RowStages
 from .scalar_llvm import LLVMScalarBuilder, Scalar, register_type
 
 I64 = ir.IntType(64)
@@ -98,7 +97,7 @@ class Element:
         return result
 
 
-class Emitter:
+class Emitter(RowStages):
     """Emits the entry points of one region into a module."""
 
     def __init__(self, module: ir.Module, plan: Plan, name: str):
@@ -209,14 +208,19 @@ class Emitter:
         stages = self.plan.stages
         begin, end = body.args[0], body.args[1]
 
+        pipelined = self.pipelined(depth)
+
         def shared(level, indices):
             if level == depth:
-                self._prefetch_next_row(depth, indices, end, bases, extents, strides)
+                self.prefetch_next_row(depth, indices, end, bases, extents, strides)
                 for s in range(len(stages)):
-                    self._stage(s, depth, indices, bases, extents, strides)
+                    self.stage(s, depth, indices, bases, extents, strides)
                 return
             start = begin if level == 0 else ir.Constant(I64, 0)
-            stop = end if level == 0 else extents[self.layout.extent_offset[0] + level]
+            stop = end if level == 0 else self.extent(0, level, extents)
+            if pipelined and level == depth - 1:
+                self.pipelined_rows(depth, indices, start, stop, bases, extents, strides)
+                return
             for_range(self.b, start, stop, lambda i, _: shared(level + 1, indices + [i]))
 
         shared(0, [])
@@ -258,33 +262,27 @@ class Emitter:
             offset = self.b.add(offset, term)
         return self.element_pointer(bases[slot], offset, slot)
 
-    def _prefetch_next_row(self, depth, outer, end, bases, extents, strides) -> None:
-        """Prefetch the next row of the inputs the first stage reads (a row: the stage's one
-        loop inside the shared ones), clamped to the last row so it names real elements."""
-        if not depth or self.plan.stages[0].rank != depth + 1:
-            return
-        last = outer[-1]
-        following = self.b.add(last, ir.Constant(I64, loops.PREFETCH_ROWS))
-        stop = end if depth == 1 else self._extent(0, depth - 1, extents)
-        following = self.b.select(self.b.icmp_signed("<", following, stop), following, last)
-        start = outer[:-1] + [following, ir.Constant(I64, 0)]
-        for slot in self.plan.stages[0].reads:
-            info = self.plan.slots[slot]
-            if info.kind == "input" and self.inner.get((0, slot)) == 1:  # a contiguous row
-                row = self._address(0, slot, start, bases, strides)
-                prefetch_lines(self.b, self.module, row, self._extent(0, depth, extents),
-                               np.dtype(info.dtype).itemsize, storage_type(info.dtype))
-
-    def _extent(self, s: int, axis: int, extents):
+    def extent(self, s: int, axis: int, extents):
         return extents[self.layout.extent_offset[s] + axis]
 
-    def _stage(self, s: int, depth: int, outer: list, bases, extents, strides) -> None:
+    def address_at(self, s: int, bases, strides):
+        """indices -> (slot -> pointer to that slot's element at loop point `indices` of
+        stage `s`)."""
+        return lambda indices: lambda slot: self._address(s, slot, indices, bases, strides)
+
+    def element(self, address) -> "Element":
+        return Element(self, address)
+
+    @staticmethod
+    def storage(dtype: str) -> ir.Type:
+        return storage_type(dtype)
+
+    def stage(self, s: int, depth: int, outer: list, bases, extents, strides) -> None:
+        """Stage `s` at the shared loop point `outer` (its own loops inside)."""
         stage = self.plan.stages[s]
         rank = stage.rank
         ext = extents[self.layout.extent_offset[s]:self.layout.extent_offset[s] + rank]
-
-        def address_at(indices):
-            return lambda slot: self._address(s, slot, indices, bases, strides)
+        address_at = self.address_at(s, bases, strides)
 
         if stage.kind == "output":
             def point(indices):
@@ -292,60 +290,73 @@ class Emitter:
                 element = Element(self, address)
                 for value, slot in stage.stores:
                     self.store(address(slot), element.value(value), self.plan.slots[slot].dtype)
-            self._nest(depth, rank, ext, outer, point)
+            self.nest(depth, rank, ext, outer, point)
+        elif stage.kind == "pick":
+            self.pick_stage(s, depth, outer, ext, address_at)
         else:
             self._reduce_stage(s, depth, outer, ext, address_at)
 
-    def _nest(self, level: int, rank: int, ext: list, indices: list, point) -> None:
+    def nest(self, level: int, rank: int, ext: list, indices: list, point) -> None:
+        """point(indices) for every index of the axes level..rank-1 (loops over `ext`)."""
         if level == rank:
             point(indices)
             return
         for_range(self.b, ir.Constant(I64, 0), ext[level],
-                  lambda i, _: self._nest(level + 1, rank, ext, indices + [i], point))
+                  lambda i, _: self.nest(level + 1, rank, ext, indices + [i], point))
 
     def _reduce_stage(self, s, depth, outer, ext, address_at) -> None:
         """One pass accumulating every reduction of the stage (they share loads)."""
-        stage = self.plan.stages[s]
-        nodes = stage.nodes
-        slots = [self.plan.slot_of[node.outputs[0]] for node in nodes]
-        dtypes = [accumulate_dtype(node.outputs[0].type.dtype) for node in nodes]
-        combines = [combiner(self, node.op.name, dtype) for node, dtype in zip(nodes, dtypes)]
-        rank = stage.rank
-
-        def element_values(indices) -> list:
-            element = Element(self, address_at(indices))
-            values = []
-            for node, dtype in zip(nodes, dtypes):
-                value = element.value(node.inputs[0])
-                values.append(self.sb.cast(value, dtype) if value.dtype != dtype else value)
-            return values
-
-        def accumulate_in_memory(indices, values) -> None:
-            address = address_at(indices)
-            for slot, dtype, combine, value in zip(slots, dtypes, combines, values):
-                pointer = address(slot)
-                self.store(pointer, combine(self.load_raw(pointer, slot), value), dtype)
-
-        if rank > depth and (rank - 1) in stage.reduced_axes:
+        rank = self.plan.stages[s].rank
+        if rank > depth and (rank - 1) in self.plan.stages[s].reduced_axes:
             # innermost axis reduced: register accumulators (vectorized with reassociation)
-            interleave = reduction_interleave(self._element_ops([n.inputs[0] for n in nodes]))
-            def row(indices):
-                identities = [self.sb.const(start_value(node.op.name, dtype), dtype).value
-                              for node, dtype in zip(nodes, dtypes)]
-
-                def step(i, carried):
-                    values = element_values(indices + [i])
-                    return [combine(Scalar(acc, dtype), value, reassociate=True).value
-                            for combine, acc, dtype, value
-                            in zip(combines, carried, dtypes, values)]
-                totals = for_range(self.b, ir.Constant(I64, 0), ext[rank - 1], step,
-                                   identities, loop_hints(self.module, interleave))
-                accumulate_in_memory(indices + [ir.Constant(I64, 0)],
-                                     [Scalar(t, d) for t, d in zip(totals, dtypes)])
-            self._nest(depth, rank - 1, ext, outer, row)
+            self.nest(depth, rank - 1, ext, outer,
+                      lambda indices: self.row_reductions([(s, indices, address_at)],
+                                                          ext[rank - 1]))
         else:
-            self._nest(depth, rank, ext, outer,
-                       lambda indices: accumulate_in_memory(indices, element_values(indices)))
+            def point(indices):
+                address = address_at(indices)
+                self._accumulate_in_memory(s, address, self._reduced_values(s, address))
+            self.nest(depth, rank, ext, outer, point)
+
+    def row_reductions(self, parts, width) -> None:
+        """One loop over the innermost axis (0..width) accumulating in registers the
+        reductions of every part, (stage, outer indices, address_at); then into memory."""
+        nodes = [n for s, _, _ in parts for n in self.plan.stages[s].nodes]
+        dtypes = [accumulate_dtype(n.outputs[0].type.dtype) for n in nodes]
+        combines = [combiner(self, n.op.name, dtype) for n, dtype in zip(nodes, dtypes)]
+        starts = [self.sb.const(start_value(n.op.name, dtype), dtype).value
+                  for n, dtype in zip(nodes, dtypes)]
+        interleave = reduction_interleave(self._element_ops([n.inputs[0] for n in nodes]))
+
+        def step(i, carried):
+            values = [v for s, outer, address_at in parts
+                      for v in self._reduced_values(s, address_at(outer + [i]))]
+            return [combine(Scalar(acc, dtype), value, reassociate=True).value
+                    for combine, acc, dtype, value in zip(combines, carried, dtypes, values)]
+        totals = for_range(self.b, ir.Constant(I64, 0), width, step, starts,
+                           loop_hints(self.module, interleave))
+        totals = iter([Scalar(t, d) for t, d in zip(totals, dtypes)])
+        for s, outer, address_at in parts:
+            mine = [next(totals) for _ in self.plan.stages[s].nodes]
+            self._accumulate_in_memory(s, address_at(outer + [ir.Constant(I64, 0)]), mine)
+
+    def _reduced_values(self, s: int, address) -> list:
+        """The values stage `s`'s reductions take in at one point, in accumulation dtypes."""
+        element = Element(self, address)
+        values = []
+        for node in self.plan.stages[s].nodes:
+            dtype = accumulate_dtype(node.outputs[0].type.dtype)
+            value = element.value(node.inputs[0])
+            values.append(self.sb.cast(value, dtype) if value.dtype != dtype else value)
+        return values
+
+    def _accumulate_in_memory(self, s: int, address, values) -> None:
+        for node, value in zip(self.plan.stages[s].nodes, values):
+            slot = self.plan.slot_of[node.outputs[0]]
+            dtype = accumulate_dtype(node.outputs[0].type.dtype)
+            pointer = address(slot)
+            combine = combiner(self, node.op.name, dtype)
+            self.store(pointer, combine(self.load_raw(pointer, slot), value), dtype)
 
     def _element_ops(self, values) -> int:
         """How many body ops a loop point computes for `values` (up to memory loads);

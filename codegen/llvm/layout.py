@@ -26,7 +26,7 @@ class Layout:
 
 def accesses(plan: Plan, stage) -> list:
     """Slots a stage touches: its loads, then its stores."""
-    if stage.kind == "reduce":
+    if stage.kind in ("reduce", "pick"):
         return list(stage.reads) + [plan.slot_of[node.outputs[0]] for node in stage.nodes]
     return list(stage.reads) + [slot for _, slot in stage.stores]
 

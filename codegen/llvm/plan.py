@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...ir.dtypes import is_integer
 from ...ir.graph import Graph, Value
 from ...ir.ops.fused import BODY_REDUCTIONS
 from ...ir.shapes import same_dim
@@ -45,11 +46,12 @@ class Slot:
 
 @dataclass
 class Stage:
-    kind: str  # "reduce" or "output"
+    kind: str  # "reduce", "pick" or "output"
     root: Value  # the value whose shape the loop nest spans
     nodes: list = field(default_factory=list)  # reductions accumulated in one pass (same axes)
     stores: list = field(default_factory=list)  # (value, slot index) of an output stage
     reads: list = field(default_factory=list)  # slot indices loaded in this stage
+    pick: tuple | None = None  # (index k, value v) of a "pick" stage (see _pick)
 
     @property
     def rank(self) -> int:
@@ -57,7 +59,7 @@ class Stage:
 
     @property
     def reduced_axes(self) -> tuple:
-        return self.nodes[0].attrs["axes"] if self.kind == "reduce" else ()
+        return self.nodes[0].attrs["axes"] if self.kind in ("reduce", "pick") else ()
 
 
 @dataclass
@@ -168,7 +170,11 @@ def make_plan(body: Graph) -> Plan:
             slot_of[value] = len(slots)
             slots.append(Slot("scratch", accumulate_dtype(value.type.dtype), value))
         computed[same] = slot_of[value]
-        _add_reduction(stages, node, slot_of)
+        pick = _pick(node)
+        if pick is not None:
+            stages.append(Stage("pick", node.inputs[0], nodes=[node], pick=pick))
+        else:
+            _add_reduction(stages, node, slot_of)
     stages.extend(_output_stages(body, slots, slot_of))
     for stage in stages:
         seen: set = set()
@@ -190,10 +196,48 @@ def _add_reduction(stages: list, node, slot_of: dict) -> None:
         if written & set(needs):
             break
         if (stage.kind == "reduce" and stage.reduced_axes == node.attrs["axes"]
-                and _same_shape(stage.root, node.inputs[0])):
+                and same_shape(stage.root, node.inputs[0])):
             stage.nodes.append(node)
             return
     stages.append(Stage("reduce", node.inputs[0], nodes=[node]))
+
+
+def _pick(node):
+    """(k, v) when `node` sums where(equal(arange(n), k), v, 0) over the innermost axis,
+    with k an integer constant along that axis, else None.
+
+    That sum is +0 + v[k] (+0 for a k outside [0, n): every term is a zero), so a "pick"
+    stage reads k and one element of v a row instead of comparing and adding n of them:
+    a sparse crossentropy's picked logit (passes/decompose.py builds exactly this)."""
+    source = node.inputs[0]
+    rank = source.type.ndim
+    if (node.op.name != "reduce_sum" or node.attrs["axes"] != (rank - 1,)
+            or not source.type.dtype.startswith("float") or source.node.op.name != "switch"):
+        return None
+    condition, value, zero = source.node.inputs
+    if not (_is_scalar_constant(zero.node) and zero.node.attrs["value"].reshape(()) == 0):
+        return None
+    if condition.node.op.name != "equal":
+        return None
+    for arange, index in (condition.node.inputs, condition.node.inputs[::-1]):
+        if _is_arange(arange) and _along_other_axes(index) and is_integer(index.type.dtype):
+            return index, value
+    return None
+
+
+def _is_arange(value) -> bool:
+    """An integer constant 0, 1, ..., n-1 along its last axis (1 on the others)."""
+    if value.node.op.name != "constant":
+        return False
+    array = value.node.attrs["value"]
+    return (array.ndim >= 1 and array.dtype.kind in "iu" and array.size == array.shape[-1]
+            and (array.reshape(-1) == range(array.size)).all())
+
+
+def _along_other_axes(value) -> bool:
+    """Constant along the innermost axis: a scalar or a size-1 last dim."""
+    shape = value.type.shape
+    return not shape or shape[-1] == 1
 
 
 def _output_stages(body: Graph, slots: list, slot_of: dict) -> list:
@@ -203,7 +247,7 @@ def _output_stages(body: Graph, slots: list, slot_of: dict) -> list:
         slot = next(i for i, s in enumerate(slots) if s.kind == "output" and s.index == k)
         if slot_of.get(value) == slot:
             continue  # a reduction accumulates straight into this output
-        stage = next((s for s in stages if _same_shape(s.root, value)), None)
+        stage = next((s for s in stages if same_shape(s.root, value)), None)
         if stage is None:
             stage = Stage("output", value)
             stages.append(stage)
@@ -211,7 +255,8 @@ def _output_stages(body: Graph, slots: list, slot_of: dict) -> list:
     return stages
 
 
-def _same_shape(a: Value, b: Value) -> bool:
+def same_shape(a: Value, b: Value) -> bool:
+    """Equal ranks and the same dims (symbols unified)."""
     sa, sb = a.type.shape, b.type.shape
     return len(sa) == len(sb) and all(same_dim(x, y) for x, y in zip(sa, sb))
 
