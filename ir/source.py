@@ -6,7 +6,6 @@ graphk internals.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -51,13 +50,21 @@ def _display(filename: str) -> str:
 _overrides: list = []
 
 
-@contextlib.contextmanager
-def location_override(location: str | None):
-    """Attribute nodes built inside to `location` (autodiff: the forward op's line)."""
-    _overrides.append(location)
-    try:
-        yield
-    finally:
+class location_override:  # noqa: N801 (used as a function: `with location_override(...)`)
+    """Attribute nodes built inside to `location` (autodiff: the forward op's line).
+
+    A class rather than a generator-based context manager: autodiff enters one
+    per differentiated node, and contextlib's machinery cost more than the work."""
+
+    __slots__ = ("location",)
+
+    def __init__(self, location: str | None):
+        self.location = location
+
+    def __enter__(self) -> None:
+        _overrides.append(self.location)
+
+    def __exit__(self, *exc_info) -> None:
         _overrides.pop()
 
 
