@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
-from ..ir.rewrite import clone, rebuild
+from ..ir.rewrite import attrs_key, clone, rebuild
 
 COMMUTATIVE = frozenset({"add", "mul", "maximum", "minimum", "equal", "not_equal",
                          "logical_and", "logical_or"})
@@ -57,16 +57,19 @@ def _node_key(node: Node, inputs: tuple, body_keys: dict):
         return ("constant", array.dtype.str, array.shape, np.ascontiguousarray(array).tobytes())
     if op.leaf or not op.pure:
         return None
-    ids = tuple(id(v) for v in inputs)
+    ids = tuple([id(v) for v in inputs])
     if op.name in COMMUTATIVE:
         ids = tuple(sorted(ids))
-    attrs = []
-    for name in sorted(node.attrs):
-        value = _attr_key(node.attrs[name], body_keys)
-        if value is None:
-            return None
-        attrs.append((name, value))
-    return (op.name, ids, tuple(attrs))
+    attrs = attrs_key(node.attrs)  # plain values (most nodes), else bodies and the rest:
+    if attrs is None:
+        attrs = []
+        for name in sorted(node.attrs):
+            value = _attr_key(node.attrs[name], body_keys)
+            if value is None:
+                return None
+            attrs.append((name, value))
+        attrs = ("nested", tuple(attrs))
+    return (op.name, ids, attrs)
 
 
 def _attr_key(value, body_keys: dict):
