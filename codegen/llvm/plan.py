@@ -174,7 +174,7 @@ def make_plan(body: Graph) -> Plan:
         if pick is not None:
             stages.append(Stage("pick", node.inputs[0], nodes=[node], pick=pick))
         else:
-            _add_reduction(stages, node, slot_of)
+            _add_reduction(stages, node, slots, slot_of)
     stages.extend(_output_stages(body, slots, slot_of))
     for stage in stages:
         seen: set = set()
@@ -185,11 +185,13 @@ def make_plan(body: Graph) -> Plan:
     return Plan(body, slots, stages, _shared_depth(stages, slots, slot_of), slot_of)
 
 
-def _add_reduction(stages: list, node, slot_of: dict) -> None:
+def _add_reduction(stages: list, node, slots: list, slot_of: dict) -> None:
     """A stage for `node`, or a place in an earlier reduce stage over the same shape and
-    axes whose pass `node` can share (it reads no result of that stage or a later one)."""
+    axes whose pass `node` can share (it reads no result of that stage or a later one,
+    directly or through a view of it)."""
     needs: list = []
     _reads(node.inputs[0], slot_of, needs, set())
+    needs = [slots[k].alias if slots[k].kind == "view" else k for k in needs]
     for position in range(len(stages) - 1, -1, -1):
         stage = stages[position]
         written = {slot_of[n.outputs[0]] for later in stages[position:] for n in later.nodes}

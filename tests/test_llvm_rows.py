@@ -1,0 +1,141 @@
+"""Row-wise LLVM regions (codegen/llvm/rows.py): pipelined rows (the first stage of the
+next row inside the second stage's loop) and pick stages (a sum of where(equal(arange(n),
+k), v, 0) read as v[k]), against the body evaluated by NumPy: rows 0, 1 and more, None dims,
+index dtypes, indices out of range, NaN and signed zeros, strided and reversed operands,
+threads splitting the rows."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphk.codegen.llvm import FunctionLowering, compile_fused
+from graphk.codegen.llvm.kernel import Emitter
+from graphk.codegen.llvm.plan import make_plan
+from graphk.codegen.llvm.target import new_module
+from graphk.ir.graph import Graph
+from graphk.ir.ops import elementwise as ew
+from graphk.ir.ops.fused import evaluate_body, fused
+from graphk.ir.ops.leaf import constant, placeholder
+from graphk.ir.ops.reduce import reduce_max, reduce_mean, reduce_sum
+from graphk.ir.shapes import SymDim
+from graphk.ir.types import TensorType
+
+CLASSES = 5
+
+
+def _body(build, *types):
+    inputs = [placeholder(TensorType(dtype, shape)) for dtype, shape in types]
+    outputs = build(*inputs)
+    body = Graph(inputs, list(outputs) if isinstance(outputs, tuple) else [outputs],
+                 name="fused")
+    return body, fused(inputs, body)[0].node
+
+
+def _kernel(node):
+    lowering = FunctionLowering(small_on_numpy=False)
+    kernel = lowering(node)
+    lowering.finish()
+    assert lowering.decisions[node][0] == "llvm", lowering.decisions[node]
+    return kernel
+
+
+def _pick(v, k):
+    """sum(where(equal(arange(n), k), v, 0)) over the last axis, keeping it."""
+    arange = constant(np.arange(CLASSES, dtype=k.type.dtype))
+    zero = constant(np.asarray(0, v.type.dtype))
+    return reduce_sum(ew.switch(ew.equal(arange, k), v, zero), (v.type.ndim - 1,), keepdims=True)
+
+
+def _shifted_pick(x, k):
+    """The sparse crossentropy's shape: the pick reads x minus its row max."""
+    return _pick(ew.sub(x, reduce_max(x, (1,), keepdims=True)), k)
+
+
+def _kinds(body) -> list:
+    return [stage.kind for stage in make_plan(body).stages]
+
+
+def test_the_picked_logit_is_a_pick_stage_and_softmax_rows_are_pipelined():
+    rows = SymDim()
+    body, _ = _body(_shifted_pick, ("float32", (rows, CLASSES)), ("int32", (rows, 1)))
+    assert _kinds(body) == ["reduce", "pick"]
+    softmax, _ = _body(lambda x: ew.div(ew.exp(ew.sub(x, reduce_max(x, (1,), True))),
+                                        reduce_sum(ew.exp(ew.sub(x, reduce_max(x, (1,), True))),
+                                                   (1,), True)),
+                       ("float32", (rows, 7)))
+    plan = make_plan(softmax)
+    assert [s.kind for s in plan.stages] == ["reduce", "reduce", "output"]
+    assert Emitter(new_module("t"), plan, "t").pipelined(plan.depth)
+
+
+def test_a_sum_of_products_with_the_comparison_is_not_a_pick():
+    """one_hot * v keeps NaN * 0 = NaN semantics: it stays a full reduction."""
+    rows = SymDim()
+
+    def dense(v, k):
+        hits = ew.cast(ew.equal(constant(np.arange(CLASSES, dtype="int32")), k), dtype="float32")
+        return reduce_sum(ew.mul(hits, v), (1,), keepdims=True)
+    body, _ = _body(dense, ("float32", (rows, CLASSES)), ("int32", (rows, 1)))
+    assert "pick" not in _kinds(body)
+
+
+@pytest.mark.parametrize("index_dtype", ["int32", "int64", "uint8", "int8"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "reversed"])
+def test_picks_match_numpy(index_dtype, dtype, layout):
+    rows = SymDim()
+    body, node = _body(_shifted_pick, (dtype, (rows, CLASSES)), (index_dtype, (rows, 1)))
+    kernel = _kernel(node)
+    rng = np.random.default_rng(3)
+    for count in (0, 1, 9):
+        wide = rng.standard_normal((2 * count, 2 * CLASSES)).astype(dtype)
+        x = {"contiguous": wide[:count, :CLASSES].copy(), "strided": wide[::2, ::2],
+             "reversed": wide[count:, :CLASSES][::-1, ::-1]}[layout]
+        low = 0 if index_dtype == "uint8" else -2
+        k = rng.integers(low, CLASSES + 3, (count, 1)).astype(index_dtype)  # some outside
+        if count:
+            x[0, :] = np.nan  # a NaN row: its max is NaN, so every shifted value is
+            x[-1, k[-1, 0] % CLASSES] = x[-1].max()  # a picked zero: +0 + 0
+        with np.errstate(invalid="ignore"):
+            want = evaluate_body(body, [x, k])[0]
+            got = kernel(x, k)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # +0, never -0
+
+
+def test_a_scalar_index_picks_the_same_column_of_every_row():
+    rows = SymDim()
+    body, node = _body(_pick, ("float64", (rows, CLASSES)), ("int64", ()))
+    assert _kinds(body) == ["pick"]
+    kernel = _kernel(node)
+    x = np.random.default_rng(4).standard_normal((4, CLASSES))
+    for k in (0, 3, CLASSES, -1):
+        k = np.asarray(k, np.int64)
+        np.testing.assert_array_equal(kernel(x, k), evaluate_body(body, [x, k])[0])
+
+
+def _variance(x):
+    """Two row reductions, the first a sum: pipelined with the next row's mean."""
+    centered = ew.sub(x, reduce_mean(x, (x.type.ndim - 1,), keepdims=True))
+    return reduce_mean(ew.mul(centered, centered), (x.type.ndim - 1,))
+
+
+@pytest.mark.parametrize("shape", [(0, 40), (1, 40), (2, 40), (17, 3), (2, 5, 40)])
+@pytest.mark.parametrize("layout", ["contiguous", "reversed"])
+def test_pipelined_rows_match_numpy(shape, layout):
+    symbolic = (SymDim(),) + shape[1:]
+    body, node = _body(_variance, ("float64", symbolic))
+    plan = make_plan(body)
+    assert Emitter(new_module("t"), plan, "t").pipelined(plan.depth)
+    kernel = _kernel(node)
+    x = np.random.default_rng(5).standard_normal(shape)
+    if layout == "reversed":
+        x = x[::-1]
+    np.testing.assert_allclose(kernel(x), evaluate_body(body, [x])[0], rtol=1e-12, atol=1e-12)
+
+
+def test_pipelined_rows_split_over_threads_match_numpy():
+    body, node = _body(_variance, ("float32", (SymDim(), 40)))
+    kernel = compile_fused(node, small_on_numpy=False)
+    x = np.random.default_rng(6).standard_normal((20011, 40)).astype(np.float32)
+    np.testing.assert_allclose(kernel(x), evaluate_body(body, [x])[0], rtol=1e-5, atol=1e-6)
