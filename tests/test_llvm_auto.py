@@ -37,7 +37,7 @@ def test_k_function_compiles_nothing_until_a_call_runs_native_code():
     assert STATS["compiled"] + STATS["from_disk"] == before
     assert fn.lowering.code_source is None
     assert "compile pending" in fn.report(show=False)
-    data = np.linspace(-3, 3, 1001, dtype=np.float32)
+    data = np.linspace(-3, 3, 20001, dtype=np.float32)  # large enough to go native
     np.testing.assert_allclose(fn([data])[0], _chain_numpy(data, 0.0625), rtol=2e-6, atol=1e-6)
     assert fn.lowering.code_source in ("compiled", "disk")
     text = fn.report(show=False)
@@ -77,13 +77,15 @@ def test_cost_model_softmax(rows, native):
     assert cost.numpy_is_faster(kernel.body, shapes, extents) is not native
 
 
-def test_cost_model_keeps_a_small_update_on_numpy_and_a_chain_native():
-    w, g = K.placeholder((256, 10)), K.placeholder((256, 10))
+def test_cost_model_keeps_an_update_on_numpy_and_a_long_chain_native():
+    w, g = K.placeholder((None, 10)), K.placeholder((None, 10))
     update = K.function([w, g], [w - 0.01 * g], backend="numpy")
     x = K.placeholder((None,))
     chain = K.function([x], [_chain(x, 0.1)], backend="numpy")
     for fn, arrays, native in ((update, [np.zeros((256, 10), np.float32)] * 2, False),
-                               (chain, [np.zeros(16, np.float32)], True)):
+                               (update, [np.zeros((40000, 10), np.float32)] * 2, False),
+                               (chain, [np.zeros(16, np.float32)], False),  # saves too little
+                               (chain, [np.zeros(65536, np.float32)], True)):
         node = next(n for n in fn.ir.nodes if n.op.name == "fused")
         body = node.attrs["body"]
         shapes = value_shapes(body, arrays)

@@ -8,23 +8,26 @@ choice never depends on timing or on how many calls came before):
                 (NUMPY_OP_US, or NUMPY_REDUCE_US for a reduction)
                 + elements it reads * (NUMPY_NS[class]
                                        + NUMPY_BROADCAST_NS if an operand is broadcast) / 1000
+                + rows * NUMPY_ROW_NS / 1000 for a reduction over the last axis
     native  LLVM_CALL_US + LLVM_STAGE_US * (loop nests - 1)
                 + elements of each loop nest * LLVM_STREAM_NS / 1000
                 + sum over body ops of elements it reads * LLVM_NS[class] / 1000
 
-An op's class is "cheap" (arithmetic, comparisons, casts, select...),
-"transcendental" (the math library's polynomials) or "reduce". The
+An op's class is "cheap" (arithmetic, comparisons, casts), "select"
+(maximum, relu, where...), "transcendental" (the math library's
+polynomials) or "reduce". The
 constants are CPU time per call on the development machine (AVX2 EPYC,
 float32, one thread; `python benchmarks/bench_llvm_overhead.py` prints the
 two kernels side by side): NumPy pays a ufunc call per op (about 0.7 us) and
 a pass over memory per op, the native call a fixed ctypes cost (about 5 us:
 input checks, buffers, pointers, the call) and one pass per loop nest.
-So a chain of a dozen ops runs natively at every size, a `w - lr * g`
-update stays on NumPy (memory-bound: the two are even), a bias add with
-relu goes native from about 3,000 elements, a row softmax from about 2,000.
-Native runs only where it is expected to be at least NATIVE_MARGIN times
-faster: where the two are close (memory-bound streams of one or two cheap
-ops), NumPy's tuned loops keep the call.
+Native runs only where it is expected to be NATIVE_MARGIN times faster and
+to save NATIVE_SAVING_US per call (which pays back its compile): where the
+two are close (memory-bound streams of one or two cheap ops), or where the
+call is too small for the saving to matter, NumPy keeps it. So a `w - lr *
+g` update stays on NumPy at every size, the 13-op W1 chain goes native from
+about 2,000 elements, a bias add with relu from about 20,000, a 16-wide row
+softmax from about 100 rows.
 """
 from __future__ import annotations
 
@@ -34,23 +37,31 @@ from ...ir.ops.fused import BODY_REDUCTIONS
 
 NUMPY_CALL_US = 0.5
 NUMPY_OP_US = 0.7
-NUMPY_REDUCE_US = 2.0
-NUMPY_NS = {"cheap": 0.13, "transcendental": 0.7, "reduce": 0.7}
-NUMPY_BROADCAST_NS = 0.35  # an operand repeated along axes (a bias): NumPy's slower loops
+NUMPY_REDUCE_US = 1.5
+NUMPY_NS = {"cheap": 0.13, "select": 0.3, "transcendental": 0.7, "reduce": 0.3}
+NUMPY_ROW_NS = 50.0  # a reduction over the last axis: NumPy's loop per row (x2.5 max/min)
+NUMPY_BROADCAST_NS = 0.45  # an operand repeated along axes (a bias): NumPy's slower loops
 LLVM_CALL_US = 5.0
 LLVM_STAGE_US = 1.5
 LLVM_STREAM_NS = 0.2
-LLVM_NS = {"cheap": 0.02, "transcendental": 0.5, "reduce": 0.05}
+LLVM_NS = {"cheap": 0.02, "select": 0.02, "transcendental": 0.5, "reduce": 0.05}
 NATIVE_MARGIN = 1.15
+# A native kernel costs a compile first (30-120 ms of CPU cold, about 3 ms from the disk
+# cache): a call must save at least this much to go native, so the compile pays for
+# itself within ~10,000 calls and small functions (tests, tiny models) compile nothing.
+NATIVE_SAVING_US = 10.0
 
 TRANSCENDENTAL = frozenset({"exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus",
                             "pow", "sin", "cos", "erf", "elu", "sigmoid_cross_entropy"})
+SELECT = frozenset({"relu", "relu_grad", "maximum", "minimum", "clip", "switch", "sign"})
 _FREE = frozenset({"placeholder", "constant"})
 
 
 def op_class(name: str) -> str:
     if name in BODY_REDUCTIONS:
         return "reduce"
+    if name in SELECT:  # NumPy's maximum/where loops are slower than its arithmetic
+        return "select"
     return "transcendental" if name in TRANSCENDENTAL else "cheap"
 
 
@@ -75,14 +86,20 @@ def estimates(body, shapes: dict, stage_extents: list) -> tuple[float, float]:
             per_element += NUMPY_BROADCAST_NS
         numpy_us += (NUMPY_REDUCE_US if kind == "reduce" else NUMPY_OP_US) \
             + read * per_element / 1e3
+        shape = shapes[node.inputs[0]]
+        if kind == "reduce" and shape and len(shape) - 1 in node.attrs["axes"]:
+            rows = read // max(shape[-1], 1)
+            numpy_us += rows * NUMPY_ROW_NS * (1 if name in ("reduce_sum", "reduce_mean")
+                                                 else 2.5) / 1e3
         native_us += read * LLVM_NS[kind] / 1e3
     return numpy_us, native_us
 
 
 def numpy_is_faster(body, shapes: dict, stage_extents: list) -> bool:
-    """Whether auto runs this call on NumPy: native is not expected to win by NATIVE_MARGIN."""
+    """Whether auto runs this call on NumPy: native is not expected to be NATIVE_MARGIN
+    times faster, or to save NATIVE_SAVING_US per call."""
     numpy_us, native_us = estimates(body, shapes, stage_extents)
-    return native_us * NATIVE_MARGIN >= numpy_us
+    return native_us * NATIVE_MARGIN >= numpy_us or numpy_us - native_us < NATIVE_SAVING_US
 
 
 __all__ = ["estimates", "numpy_is_faster", "op_class"]

@@ -26,6 +26,7 @@ out of bounds whatever the feeds.
 from __future__ import annotations
 
 import ctypes
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -190,16 +191,19 @@ class FusedKernel:
         return recipe
 
     def _runner(self, prepared: Prepared):
-        """run(pointers): the native call, with the prepared extents and strides."""
+        """run(pointers): the native call, with the prepared extents and strides (one
+        Python frame at most between the driver and ctypes when the call is not split)."""
         function, split = prepared.function, prepared.split
         if prepared.variant == "flat":
-            call = lambda begin, end, pointers: function(begin, end, pointers)  # noqa: E731
+            call = function
+            if split <= 1 or prepared.work < 2 * WORK_PER_THREAD:  # no budget query needed
+                return functools.partial(function, 0, split)
         else:
             extents, strides = data_address(prepared.extents), data_address(prepared.strides)
             call = lambda begin, end, pointers: function(  # noqa: E731
                 begin, end, pointers, extents, strides)
-        if split <= 1 or prepared.work < 2 * WORK_PER_THREAD:  # no budget query needed
-            return lambda pointers: call(0, split, pointers)
+            if split <= 1 or prepared.work < 2 * WORK_PER_THREAD:
+                return lambda pointers: function(0, split, pointers, extents, strides)
         return lambda pointers: _split(call, split, prepared.work, pointers)
 
     # --- preparation per input pattern ---------------------------------------------------

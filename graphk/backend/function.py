@@ -47,7 +47,7 @@ class Function:
     output comes back as a SparseValue (see graphk/backend/sparse.py).
     """
 
-    def __init__(self, inputs, outputs, updates=None, name=None, backend="numpy", passes=None,
+    def __init__(self, inputs, outputs, updates=None, name=None, backend="auto", passes=None,
                  profile=False, nan_guard=False, fixed=None):
         started = time.perf_counter()  # compile_seconds: this whole constructor
         location = user_location()
@@ -185,7 +185,9 @@ def function(inputs, outputs, updates=None, name=None, **kwargs) -> Function:
         updates: a list of updates (K.update, or (variable, new value) pairs).
         name: an optional name (shown in the IR and in errors).
         **kwargs: graphk's own keywords: backend (the lowering, one of
-            BACKENDS), passes (None, "none" or "-name,..." to switch passes
+            BACKENDS; "auto", the default, runs a fused region natively (LLVM,
+            compiled at the first call that needs it) where its cost model
+            says that is faster, else on NumPy; fn.report() says which), passes (None, "none" or "-name,..." to switch passes
             off), profile (True: time every kernel call; fn.profile() prints
             the table) and nan_guard (True: raise NonFiniteError at the first op,
             or the first op inside a fused kernel, whose result holds NaN or Inf,
