@@ -282,6 +282,9 @@ class Emitter(RowStages):
         stage = self.plan.stages[s]
         rank = stage.rank
         ext = extents[self.layout.extent_offset[s]:self.layout.extent_offset[s] + rank]
+        # an axis of static size 1 is no loop (a row's one loss value): never more
+        # iterations than the run-time extent, so this cannot reach past any buffer
+        ext = [ir.Constant(I64, 1) if d == 1 else e for d, e in zip(stage.root.type.shape, ext)]
         address_at = self.address_at(s, bases, strides)
 
         if stage.kind == "output":
