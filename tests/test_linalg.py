@@ -258,3 +258,18 @@ def test_matrix_transpose_is_a_contiguous_copy():
     assert got.flags.c_contiguous
     with pytest.raises(ShapeError, match="matrix_transpose needs a matrix"):
         linalg.matrix_transpose(K.placeholder((3,)))
+
+
+@pytest.mark.parametrize("shape, lead", [((50, 32, 64), 2), ((4096, 16), 1), ((3, 4), 1),
+                                         ((600, 2, 3), 1), ((0, 5), 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_sum_over_leading_axes_matches_numpy(shape, lead, dtype):
+    """Many short rows go through a ones-vector GEMV, the rest through NumPy's reduction."""
+    from graphk.ir.ops.contraction import sum_leading_axes
+
+    array = (uniform(*shape) * 10).astype(dtype)
+    for given in (array, np.asfortranarray(array)):
+        got = sum_leading_axes(given, lead)
+        assert got.dtype == array.dtype and got.shape == shape[lead:]
+        want = array.astype(np.float64).sum(axis=tuple(range(lead)))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..shapes import broadcast_shapes
 from ..types import TensorType
+from .contraction import sum_leading_axes
 from .registry import OpDef, Sample, apply, register
 
 
@@ -20,7 +21,7 @@ def _sum_to_kernel(g, like):
         return g
     lead = g.ndim - len(shape)
     if lead > 0 and g.shape[lead:] == shape:  # the common case: a bias's gradient
-        return np.add.reduce(g, axis=0 if lead == 1 else tuple(range(lead)), dtype=g.dtype)
+        return sum_leading_axes(g, lead)
     if lead < 0:  # a gradient smaller than `like` (a rule returned it unbroadcast): spread it
         return np.broadcast_to(g, shape).copy()
     axes = tuple(range(lead)) + tuple(

@@ -88,6 +88,23 @@ def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return blas_matmul(a, b)
 
 
+def sum_leading_axes(array: np.ndarray, lead: int) -> np.ndarray:
+    """The sum over the first `lead` axes (a bias gradient, BPTT's summed over time too).
+
+    NumPy reduces the leading axis row by row, a short inner loop per row:
+    with many short rows (a (1600, 64) float32 stack: 53 us) a ones-vector
+    GEMV is several times faster (16 us); with few or long rows NumPy wins
+    (the GEMV's fixed cost is about 8 us).
+    """
+    rows = sizes_product(array.shape[:lead])
+    columns = sizes_product(array.shape[lead:])
+    if (array.dtype.kind == "f" and array.dtype.itemsize >= 4 and array.flags.c_contiguous
+            and rows >= 512 and rows >= 8 * columns):
+        ones = np.ones(rows, array.dtype)
+        return product(ones, array.reshape(rows, columns)).reshape(array.shape[lead:])
+    return np.add.reduce(array, axis=0 if lead == 1 else tuple(range(lead)), dtype=array.dtype)
+
+
 def sizes_product(sizes) -> int:
     total = 1
     for size in sizes:
