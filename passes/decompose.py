@@ -20,15 +20,16 @@ that number.
 Integer labels become a comparison with the class index, so a sparse loss
 fuses like the dense one: one_hot(i, C) is cast(equal(arange(C), i[..., None]))
 and sparse_softmax_cross_entropy(labels, logits) is log(sum(exps)) -
-sum(where(equal(arange(C), k), shifted, 0)), k = class_indices(labels): the
-labels range-checked (the sparse kernel's ValueError) and given a size-1
-class axis, in a node of their own outside the region; its sums keep the
-class axis, dropped by a squeeze after the region (so the NumPy lowering can
-evaluate the region in blocks of rows); its gradient is (softmax - cast(hit))
-* g. The class index is a constant arange (C int32s, read from L1 by the LLVM
-kernel), so the class count must be static; a symbolic one keeps the sparse
-ops whole, as do labels whose shape the type rule could not line up with the
-loss.
+reduce_pick(shifted, k), k = class_indices(labels): the labels range-checked
+(the sparse kernel's ValueError) and given a size-1 class axis, in a node of
+their own outside the region; reduce_pick reads shifted[k] (one element a
+row: take_along_axis on NumPy, one load on LLVM). The loss keeps the class
+axis inside the region, dropped by a squeeze after it (so the NumPy lowering
+evaluates the region in blocks of rows). Its gradient is (softmax -
+cast(hit)) * g, hit = equal(arange(C), k) with a constant arange (C int32s,
+read from L1 by the LLVM kernel). The class count must be static; a symbolic
+one keeps the sparse ops whole, as do labels whose shape the type rule could
+not line up with the loss.
 
 Ops with semantics the elementwise form would lose stay whole: integer
 reductions (TensorFlow's truncating integer mean).
@@ -105,10 +106,10 @@ class _Decomposer:
         return self.shared("log_softmax", x, axis, lambda: self.op(
             "sub", [shifted, self.op("log", [total], loc)], loc))
 
-    def label_hits(self, labels, logits, axis: int, loc):
-        """equal(arange(C), class_indices(labels)): bool in the logits' shape, True at each
-        position's label; None when C is symbolic or the labels do not line up with the
-        logits (see the module docstring)."""
+    def class_indices(self, labels, logits, axis: int, loc):
+        """class_indices(labels): int32 in the logits' shape with 1 on `axis`; None when
+        the class count is symbolic or the labels do not line up with the logits (see the
+        module docstring)."""
         classes = logits.type.shape[axis]
         if not isinstance(classes, int):
             return None
@@ -121,12 +122,19 @@ class _Decomposer:
             return None
         if not all(k == axis or same_dim(a, b) for k, (a, b) in enumerate(zip(placed, dims))):
             return None
+        return self.shared("indices", (labels, logits), axis, lambda: self.op(
+            "class_indices", [labels], loc, classes=classes, axis=insert))
 
-        def make():
-            indices = self.op("class_indices", [labels], loc, classes=classes, axis=insert)
-            return self.op("equal", [self.class_index(classes, len(dims) - axis, "int32", loc),
-                                     indices], loc)
-        return self.shared("hits", (labels, logits), axis, make)
+    def label_hits(self, labels, logits, axis: int, loc):
+        """equal(arange(C), class_indices(labels)): bool in the logits' shape, True at each
+        position's label (None as class_indices)."""
+        indices = self.class_indices(labels, logits, axis, loc)
+        if indices is None:
+            return None
+        rank = logits.type.ndim - axis
+        return self.shared("hits", (labels, logits), axis, lambda: self.op(
+            "equal", [self.class_index(logits.type.shape[axis], rank, "int32", loc), indices],
+            loc))
 
     def class_index(self, classes: int, rank: int, dtype: str, loc):
         """arange(classes) along the first of `rank` trailing axes (1 on the others)."""
@@ -220,12 +228,11 @@ def _sparse_softmax_cross_entropy(d, node, inputs):
     loc, axis = node.location, node.attrs["axis"]
     if not _float(logits):
         return None
-    hits = d.label_hits(labels, logits, axis, loc)
-    if hits is None:
+    indices = d.class_indices(labels, logits, axis, loc)
+    if indices is None:
         return None
     shifted, _, total = d.softmax_parts(logits, axis, loc)
-    picked = d.op("switch", [hits, shifted, d.scalar(0, logits, loc)], loc)
-    picked = d.op("reduce_sum", [picked], loc, axes=(axis,), keepdims=True)
+    picked = d.op("reduce_pick", [shifted, indices], loc, axes=(axis,), keepdims=True)
     loss = d.op("sub", [d.op("log", [total], loc), picked], loc)
     # the class axis is dropped outside the region (a view): inside, every value keeps
     # the logits' rank, so the NumPy lowering evaluates the region in blocks of rows

@@ -25,7 +25,7 @@ def _ir(inputs: str, body: str, out: str = "%r") -> str:
 
 # --- IR text in and out ------------------------------------------------------------------
 
-def test_sparse_crossentropy_is_a_pick_by_comparison():
+def test_sparse_crossentropy_picks_the_shifted_logit():
     before = _ir([("%t", "int32[?0]"), ("%o", "float32[?0,4]")],
                  "  %r = sparse_softmax_cross_entropy(%t, %o) {axis=1} : float32[?0]\n")
     after = _ir([("%t", "int32[?0]"), ("%o", "float32[?0,4]")], """\
@@ -34,14 +34,10 @@ def test_sparse_crossentropy_is_a_pick_by_comparison():
   %2 = exp(%1) : float32[?0,4]
   %3 = reduce_sum(%2) {axes=(1,), keepdims=true} : float32[?0,1]
   %4 = log(%3) : float32[?0,1]
-  %5 = constant {value=dense<int32[4]>[0, 1, 2, 3]} : int32[4]
-  %6 = class_indices(%t) {classes=4, axis=1} : int32[?0,1]
-  %7 = equal(%5, %6) : bool[?0,4]
-  %8 = constant {value=dense<float32[]>0.0} : float32[]
-  %9 = switch(%7, %1, %8) : float32[?0,4]
-  %10 = reduce_sum(%9) {axes=(1,), keepdims=true} : float32[?0,1]
-  %11 = sub(%4, %10) : float32[?0,1]
-  %r = squeeze(%11) {axis=1} : float32[?0]
+  %5 = class_indices(%t) {classes=4, axis=1} : int32[?0,1]
+  %6 = reduce_pick(%1, %5) {axes=(1,), keepdims=true} : float32[?0,1]
+  %7 = sub(%4, %6) : float32[?0,1]
+  %r = squeeze(%7) {axis=1} : float32[?0]
 """)
     check_pass(decompose, before, after)
 
@@ -56,28 +52,22 @@ def test_float_labels_with_the_class_axis_keep_it():
   %2 = exp(%1) : float64[?0,3]
   %3 = reduce_sum(%2) {axes=(1,), keepdims=true} : float64[?0,1]
   %4 = log(%3) : float64[?0,1]
-  %5 = constant {value=dense<int32[3]>[0, 1, 2]} : int32[3]
-  %6 = class_indices(%t) {classes=3, axis=none} : int32[?0,1]
-  %7 = equal(%5, %6) : bool[?0,3]
-  %8 = constant {value=dense<float64[]>0.0} : float64[]
-  %9 = switch(%7, %1, %8) : float64[?0,3]
-  %10 = reduce_sum(%9) {axes=(1,), keepdims=true} : float64[?0,1]
-  %11 = sub(%4, %10) : float64[?0,1]
-  %r = squeeze(%11) {axis=1} : float64[?0]
+  %5 = class_indices(%t) {classes=3, axis=none} : int32[?0,1]
+  %6 = reduce_pick(%1, %5) {axes=(1,), keepdims=true} : float64[?0,1]
+  %7 = sub(%4, %6) : float64[?0,1]
+  %r = squeeze(%7) {axis=1} : float64[?0]
 """))
     assert result.outputs[0].type.dtype == "float64"
 
 
-def test_classes_on_a_middle_axis_compare_against_a_column_arange():
+def test_classes_on_a_middle_axis_pick_along_it():
     before = _ir([("%t", "int32[2,3]"), ("%o", "float32[2,4,3]")],
                  "  %r = sparse_softmax_cross_entropy(%t, %o) {axis=1} : float32[2,3]\n")
     graph = decompose(_parse(before))
     nodes = {n.op.name: n for n in graph.nodes}
     assert nodes["class_indices"].outputs[0].type.shape == (2, 1, 3)
-    arange = [n for n in graph.nodes if n.op.name == "constant"
-              and n.attrs["value"].dtype == np.int32][0]
-    assert arange.attrs["value"].shape == (4, 1)
-    assert nodes["equal"].outputs[0].type.shape == (2, 4, 3)
+    assert nodes["reduce_pick"].attrs["axes"] == (1,)
+    assert nodes["reduce_pick"].outputs[0].type.shape == (2, 1, 3)
 
 
 def _parse(text):

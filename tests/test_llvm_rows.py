@@ -1,8 +1,8 @@
 """Row-wise LLVM regions (codegen/llvm/rows.py): pipelined rows (the first stage of the
-next row inside the second stage's loop) and pick stages (a sum of where(equal(arange(n),
-k), v, 0) read as v[k]), against the body evaluated by NumPy: rows 0, 1 and more, None dims,
-index dtypes, indices out of range, NaN and signed zeros, strided and reversed operands,
-threads splitting the rows."""
+next row inside the second stage's loop) and pick stages (reduce_pick: v[k] along an axis),
+against the body evaluated by NumPy: rows 0, 1 and more, None dims, index dtypes, indices
+out of range, NaN and signed zeros, a middle axis, strided and reversed operands, threads
+splitting the rows."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +15,8 @@ from graphk.codegen.llvm.target import new_module
 from graphk.ir.graph import Graph
 from graphk.ir.ops import elementwise as ew
 from graphk.ir.ops.fused import evaluate_body, fused
-from graphk.ir.ops.leaf import constant, placeholder
+from graphk.ir.ops.labels import reduce_pick
+from graphk.ir.ops.leaf import placeholder
 from graphk.ir.ops.reduce import reduce_max, reduce_mean, reduce_sum
 from graphk.ir.shapes import SymDim
 from graphk.ir.types import TensorType
@@ -39,11 +40,9 @@ def _kernel(node):
     return kernel
 
 
-def _pick(v, k):
-    """sum(where(equal(arange(n), k), v, 0)) over the last axis, keeping it."""
-    arange = constant(np.arange(CLASSES, dtype=k.type.dtype))
-    zero = constant(np.asarray(0, v.type.dtype))
-    return reduce_sum(ew.switch(ew.equal(arange, k), v, zero), (v.type.ndim - 1,), keepdims=True)
+def _pick(v, k, axis=-1):
+    """v[k] along `axis`, keeping it."""
+    return reduce_pick(v, k, (axis % v.type.ndim,), keepdims=True)
 
 
 def _shifted_pick(x, k):
@@ -66,17 +65,6 @@ def test_the_picked_logit_is_a_pick_stage_and_softmax_rows_are_pipelined():
     plan = make_plan(softmax)
     assert [s.kind for s in plan.stages] == ["reduce", "reduce", "output"]
     assert Emitter(new_module("t"), plan, "t").pipelined(plan.depth)
-
-
-def test_a_sum_of_products_with_the_comparison_is_not_a_pick():
-    """one_hot * v keeps NaN * 0 = NaN semantics: it stays a full reduction."""
-    rows = SymDim()
-
-    def dense(v, k):
-        hits = ew.cast(ew.equal(constant(np.arange(CLASSES, dtype="int32")), k), dtype="float32")
-        return reduce_sum(ew.mul(hits, v), (1,), keepdims=True)
-    body, _ = _body(dense, ("float32", (rows, CLASSES)), ("int32", (rows, 1)))
-    assert "pick" not in _kinds(body)
 
 
 @pytest.mark.parametrize("index_dtype", ["int32", "int64", "uint8", "int8"])
@@ -103,15 +91,18 @@ def test_picks_match_numpy(index_dtype, dtype, layout):
         np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # +0, never -0
 
 
-def test_a_scalar_index_picks_the_same_column_of_every_row():
+@pytest.mark.parametrize("layout", ["contiguous", "fortran"])
+def test_a_pick_along_a_middle_axis(layout):
     rows = SymDim()
-    body, node = _body(_pick, ("float64", (rows, CLASSES)), ("int64", ()))
+    body, node = _body(lambda v, k: reduce_pick(v, k, (1,), keepdims=False),
+                       ("float64", (rows, CLASSES, 3)), ("int64", (rows, 1, 3)))
     assert _kinds(body) == ["pick"]
     kernel = _kernel(node)
-    x = np.random.default_rng(4).standard_normal((4, CLASSES))
-    for k in (0, 3, CLASSES, -1):
-        k = np.asarray(k, np.int64)
-        np.testing.assert_array_equal(kernel(x, k), evaluate_body(body, [x, k])[0])
+    rng = np.random.default_rng(4)
+    v = rng.standard_normal((4, CLASSES, 3))
+    v = np.asfortranarray(v) if layout == "fortran" else v
+    k = rng.integers(-1, CLASSES + 1, (4, 1, 3))
+    np.testing.assert_array_equal(kernel(v, k), evaluate_body(body, [v, k])[0])
 
 
 def _variance(x):

@@ -107,7 +107,7 @@ def prefetch_lines(b: ir.IRBuilder, module: ir.Module, row, count, itemsize: int
 
 # --- reductions ------------------------------------------------------------------------
 
-_IDENTITIES = {"reduce_sum": 0, "reduce_mean": 0, "reduce_prod": 1}
+_IDENTITIES = {"reduce_sum": 0, "reduce_mean": 0, "reduce_prod": 1, "reduce_pick": 0}
 
 
 def start_value(op_name: str, dtype: str):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...ir.dtypes import is_integer
 from ...ir.graph import Graph, Value
 from ...ir.ops.fused import BODY_REDUCTIONS
 from ...ir.shapes import same_dim
@@ -155,7 +154,7 @@ def make_plan(body: Graph) -> Plan:
         if node.op.name not in BODY_REDUCTIONS:
             continue
         value = node.outputs[0]
-        same = (node.op.name, node.inputs[0], node.attrs["axes"])
+        same = (node.op.name, tuple(node.inputs), node.attrs["axes"])
         if same in computed and node.op.name != "reduce_mean":
             # max(x, keepdims) and max(x): one accumulation, read in two shapes
             slot_of[value] = len(slots)
@@ -179,7 +178,8 @@ def make_plan(body: Graph) -> Plan:
     for stage in stages:
         seen: set = set()
         for node in stage.nodes:
-            _reads(node.inputs[0], slot_of, stage.reads, seen)
+            for value in node.inputs:  # the values reduced (and a pick's indices)
+                _reads(value, slot_of, stage.reads, seen)
         for value, _ in stage.stores:
             _reads(value, slot_of, stage.reads, seen)
     return Plan(body, slots, stages, _shared_depth(stages, slots, slot_of), slot_of)
@@ -205,41 +205,11 @@ def _add_reduction(stages: list, node, slots: list, slot_of: dict) -> None:
 
 
 def _pick(node):
-    """(k, v) when `node` sums where(equal(arange(n), k), v, 0) over the innermost axis,
-    with k an integer constant along that axis, else None.
-
-    That sum is +0 + v[k] (+0 for a k outside [0, n): every term is a zero), so a "pick"
-    stage reads k and one element of v a row instead of comparing and adding n of them:
-    a sparse crossentropy's picked logit (passes/decompose.py builds exactly this)."""
-    source = node.inputs[0]
-    rank = source.type.ndim
-    if (node.op.name != "reduce_sum" or node.attrs["axes"] != (rank - 1,)
-            or not source.type.dtype.startswith("float") or source.node.op.name != "switch"):
+    """(k, v) of a reduce_pick node (ir/ops/labels.py), else None: its stage reads k and one
+    element of v a row instead of passing over the row."""
+    if node.op.name != "reduce_pick":
         return None
-    condition, value, zero = source.node.inputs
-    if not (_is_scalar_constant(zero.node) and zero.node.attrs["value"].reshape(()) == 0):
-        return None
-    if condition.node.op.name != "equal":
-        return None
-    for arange, index in (condition.node.inputs, condition.node.inputs[::-1]):
-        if _is_arange(arange) and _along_other_axes(index) and is_integer(index.type.dtype):
-            return index, value
-    return None
-
-
-def _is_arange(value) -> bool:
-    """An integer constant 0, 1, ..., n-1 along its last axis (1 on the others)."""
-    if value.node.op.name != "constant":
-        return False
-    array = value.node.attrs["value"]
-    return (array.ndim >= 1 and array.dtype.kind in "iu" and array.size == array.shape[-1]
-            and (array.reshape(-1) == range(array.size)).all())
-
-
-def _along_other_axes(value) -> bool:
-    """Constant along the innermost axis: a scalar or a size-1 last dim."""
-    shape = value.type.shape
-    return not shape or shape[-1] == 1
+    return node.inputs[1], node.inputs[0]
 
 
 def _output_stages(body: Graph, slots: list, slot_of: dict) -> list:

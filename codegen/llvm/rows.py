@@ -76,26 +76,29 @@ class RowStages:
                                np.dtype(info.dtype).itemsize, self.storage(info.dtype))
 
     def pick_stage(self, s, depth, outer, ext, address_at) -> None:
-        """The slot (filled with +0) plus v[k] per row, for k inside [0, n) (plan._pick):
-        k is read once a row, and v computed at that one point."""
+        """The slot (filled with +0) plus v[k] at each point of the kept axes, for k inside
+        [0, n) (ir/ops/labels.py's reduce_pick): k read once, v computed at one point."""
         stage = self.plan.stages[s]
         node, (index, value) = stage.nodes[0], stage.pick
         slot = self.plan.slot_of[node.outputs[0]]
         dtype = accumulate_dtype(node.outputs[0].type.dtype)
         add = combiner(self, "reduce_sum", dtype)
-        rank, zero = stage.rank, ir.Constant(I64, 0)
+        (axis,), zero = stage.reduced_axes, ir.Constant(I64, 0)
+        pinned = list(ext)
+        pinned[axis] = ir.Constant(I64, 1)  # the picked axis: no loop, index 0
 
-        def row(indices):
-            k = self.as_index(self.element(address_at(indices + [zero])).value(index))
+        def point(indices):
+            k = self.as_index(self.element(address_at(indices)).value(index))
             inside = self.b.and_(self.b.icmp_signed(">=", k, zero),
-                                 self.b.icmp_signed("<", k, ext[rank - 1]))
+                                 self.b.icmp_signed("<", k, ext[axis]))
             with self.b.if_then(inside):
-                picked = self.element(address_at(indices + [k])).value(value)
+                at = indices[:axis] + [k] + indices[axis + 1:]
+                picked = self.element(address_at(at)).value(value)
                 if picked.dtype != dtype:
                     picked = self.sb.cast(picked, dtype)
-                pointer = address_at(indices + [zero])(slot)
+                pointer = address_at(indices)(slot)
                 self.store(pointer, add(self.load_raw(pointer, slot), picked), dtype)
-        self.nest(depth, rank - 1, ext, outer, row)
+        self.nest(depth, stage.rank, pinned, outer, point)
 
     def as_index(self, k: Scalar):
         """An integer Scalar as i64 (zero-extended when unsigned)."""

@@ -22,9 +22,10 @@ from ..graph import Graph
 from ..types import TensorType
 from .registry import REQUIRED, VARIADIC, OpDef, Sample, apply, register
 
-# Reductions a body may hold (attributes: canonical `axes`, `keepdims`).
+# Reductions a body may hold (attributes: canonical `axes`, `keepdims`; the values reduced
+# are input 0, and reduce_pick's indices input 1).
 BODY_REDUCTIONS = frozenset({"reduce_sum", "reduce_max", "reduce_min", "reduce_mean",
-                             "reduce_prod"})
+                             "reduce_prod", "reduce_pick"})  # reduce_pick: ir/ops/labels.py
 # Broadcast helpers a body may hold besides the elementwise ops.
 BODY_BROADCASTS = frozenset({"broadcast_like", "sum_to"})
 

@@ -14,14 +14,24 @@ classes), float labels truncated toward zero as the sparse kernel's
 `astype(int64)` does, with a size-1 class axis inserted at `axis` (axis=None:
 the labels already have it), so `equal(arange(classes), indices)` broadcasts
 to the logits' shape inside the region.
+
+    %p = reduce_pick(%v, %k) {axes=(1,), keepdims=true} : float32[?0,1]
+
+reduce_pick is the picked logit inside the region: +0 + v[k] along the axis
+(+0 where k is outside [0, n), every term of that sum being a zero), what
+sum(where(equal(arange(n), k), v, 0)) gives, read as one element a position
+(np.take_along_axis on NumPy, one load a row in the LLVM kernel). A fused body
+may hold it like a reduction (ir/ops/fused.py). Its gradient is pick_grad: g
+put at k into zeros shaped like v.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import DTypeError
-from ..shapes import ShapeError
+from ..dtypes import DTypeError, is_integer
+from ..shapes import ShapeError, format_shape, same_dim
 from ..types import TensorType
+from .axes import check_canonical_axis
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, register
 
 _INT32_MAX = 2**31 - 1
@@ -75,3 +85,102 @@ register(OpDef(
 
 def class_indices(labels, classes: int, axis):
     return apply("class_indices", [labels], classes=int(classes), axis=axis)
+
+
+# --- reduce_pick and its gradient ----------------------------------------------------------------
+
+def _pick_infer(v: TensorType, k: TensorType, axes, keepdims) -> TensorType:
+    if v.dtype == "bool" or not is_integer(k.dtype):
+        raise DTypeError(f"reduce_pick takes numbers and integer indices, got {v.dtype} and "
+                         f"{k.dtype}")
+    if not isinstance(axes, tuple) or len(axes) != 1:
+        raise ShapeError(f"reduce_pick picks along one axis, got axes={axes!r}")
+    axis = axes[0]
+    check_canonical_axis(axis, v.ndim, "reduce_pick")
+    # a symbolic dim against another is checked when the function runs (both lowerings)
+    if k.ndim != v.ndim or k.shape[axis] != 1 or not all(
+            a == 1 or same_dim(a, b) or not (isinstance(a, int) and isinstance(b, int))
+            for j, (a, b) in enumerate(zip(k.shape, v.shape)) if j != axis):
+        raise ShapeError(f"indices of shape {format_shape(k.shape)} must have the shape "
+                         f"{format_shape(v.shape)} with 1 on axis {axis}")
+    kept = v.shape[:axis] + ((1,) if keepdims else ()) + v.shape[axis + 1:]
+    return TensorType(v.dtype, kept)
+
+
+def _inside(v, k, axis):
+    """(indices clamped into range, where they were inside [0, n)), k broadcast."""
+    k = np.broadcast_to(k, v.shape[:axis] + (1,) + v.shape[axis + 1:])
+    inside = (k >= 0) & (k < v.shape[axis])
+    return np.where(inside, k, 0).astype(np.intp), inside
+
+
+def _pick_kernel(v, k, axes, keepdims):
+    axis = axes[0]
+    index, inside = _inside(v, k, axis)
+    if v.shape[axis]:
+        picked = np.take_along_axis(v, index, axis) + v.dtype.type(0)  # -0 picks give +0
+    else:
+        picked = np.zeros(index.shape, v.dtype)
+    result = np.where(inside, picked, v.dtype.type(0)).astype(v.dtype, copy=False)
+    return result if keepdims else np.squeeze(result, axis)
+
+
+def _pick_grad_infer(g: TensorType, k: TensorType, like: TensorType, axes, keepdims):
+    picked = _pick_infer(like, k, axes, keepdims)
+    if g.dtype != like.dtype or g.ndim != picked.ndim:
+        raise ShapeError(f"pick_grad: the cotangent {g} does not match the pick's {picked}")
+    return like
+
+
+def _pick_grad_kernel(g, k, like, axes, keepdims):
+    axis = axes[0]
+    index, inside = _inside(like, k, axis)
+    result = np.zeros(like.shape, like.dtype)
+    if like.shape[axis]:
+        values = np.where(inside, g if keepdims else np.expand_dims(g, axis), 0)
+        np.put_along_axis(result, index, values.astype(like.dtype, copy=False), axis)
+    return result
+
+
+def _pick_sample(v_shape, k_shape, axis, keepdims, g=False):
+    def make(rng):
+        v = rng.uniform(-2, 2, v_shape)
+        k = rng.integers(-1, v_shape[axis] + 1, k_shape).astype(np.int32)  # some outside
+        if not g:
+            return [v, k]
+        kept = v_shape[:axis] + ((1,) if keepdims else ()) + v_shape[axis + 1:]
+        return [rng.uniform(-1, 1, kept), k, v]
+    shapes = ((v_shape, k_shape) if not g else
+              (v_shape[:axis] + ((1,) if keepdims else ()) + v_shape[axis + 1:], k_shape,
+               v_shape))
+    dtypes = ("float64", "int32") if not g else ("float64", "int32", "float64")
+    return Sample(shapes, {"axes": (axis,), "keepdims": keepdims}, dtypes=dtypes, make=make,
+                  differentiable_inputs=(0,))
+
+
+register(OpDef(
+    "reduce_pick", "nn", infer=_pick_infer, kernel=_pick_kernel,
+    attrs={"axes": REQUIRED, "keepdims": False},
+    grad=lambda n, g: (pick_grad(g, n.inputs[1], n.inputs[0], n.attrs["axes"],
+                                 n.attrs["keepdims"]), None),
+    samples=(_pick_sample((3, 4), (3, 1), 1, True), _pick_sample((2, 3, 4), (2, 1, 4), 1, False)),
+    doc="+0 + v[k] along the one axis of `axes` (+0 where k is outside [0, n)): the sum of "
+        "where(equal(arange(n), k), v, 0), read as one element."))
+
+register(OpDef(
+    "pick_grad", "nn", infer=_pick_grad_infer, kernel=_pick_grad_kernel,
+    attrs={"axes": REQUIRED, "keepdims": False},
+    grad=lambda n, h: (reduce_pick(h, n.inputs[1], n.attrs["axes"], n.attrs["keepdims"]),
+                       None, None),
+    samples=(_pick_sample((3, 4), (3, 1), 1, True, g=True),
+             _pick_sample((2, 3, 4), (2, 1, 4), 1, False, g=True)),
+    doc="d reduce_pick / d v for cotangent g: g at k (where inside [0, n)), zeros elsewhere, "
+        "in like's shape."))
+
+
+def reduce_pick(v, k, axes, keepdims: bool = False):
+    return apply("reduce_pick", [v, k], axes=tuple(axes), keepdims=keepdims)
+
+
+def pick_grad(g, k, like, axes, keepdims: bool = False):
+    return apply("pick_grad", [g, k, like], axes=tuple(axes), keepdims=keepdims)
