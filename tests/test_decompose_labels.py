@@ -259,3 +259,15 @@ def test_the_gradient_fuses_and_is_softmax_minus_onehot(lowering):
     got_loss, got_grad = fn([labels, logits])
     np.testing.assert_allclose(got_grad, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_loss, _reference(labels, logits, 1).mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("lowering", LOWERINGS)
+def test_large_batches_match_numpy(lowering):
+    """Past 1 MB the NumPy lowering evaluates the region in blocks of rows (reduce_pick by
+    take_along_axis per block); LLVM splits the rows over threads."""
+    t, o = K.placeholder((None,), dtype="int32"), K.placeholder((None, 500))
+    fn = K.function([t, o], [_sparse(t, o)], backend=lowering)
+    labels = rng.integers(0, 500, 700).astype(np.int32)
+    logits = (3 * rng.standard_normal((700, 500))).astype(np.float32)
+    np.testing.assert_allclose(fn([labels, logits])[0], _reference(labels, logits, 1),
+                               rtol=2e-6, atol=4e-6)

@@ -130,3 +130,13 @@ def test_pipelined_rows_split_over_threads_match_numpy():
     kernel = compile_fused(node, small_on_numpy=False)
     x = np.random.default_rng(6).standard_normal((20011, 40)).astype(np.float32)
     np.testing.assert_allclose(kernel(x), evaluate_body(body, [x])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_one_index_broadcast_over_the_rows():
+    rows = SymDim()
+    body, node = _body(_pick, ("float32", (rows, CLASSES)), ("uint8", (1, 1)))
+    kernel = _kernel(node)
+    x = np.random.default_rng(7).standard_normal((3, CLASSES)).astype(np.float32)
+    for k in (0, 4, 5, 255):
+        k = np.full((1, 1), k, np.uint8)
+        np.testing.assert_array_equal(kernel(x, k), evaluate_body(body, [x, k])[0])
