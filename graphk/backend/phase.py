@@ -86,12 +86,13 @@ def draw_seeds(outputs, updates) -> dict:
 
 
 def _seeds_for(phase, seeds: dict) -> dict:
-    """The seeds of one phase's specialization: its own stream for each phase (or two
-    specializations of one function, called in turn, would repeat each other's samples);
-    the unspecialized graph draws with the seeds as drawn."""
-    if phase is None:
+    """The seeds of one phase's specialization. Training (and the unspecialized graph) use
+    them as drawn, so fit draws the samples it drew before specializing; the test phase
+    gets streams of its own (or a function called in both phases in turn would repeat in
+    one the samples of the other)."""
+    if phase != 0:
         return seeds
-    return {node: (seed + 0x9E3779B1 * (phase + 1)) % (2 ** 31 - 1) for node, seed in seeds.items()}
+    return {node: (seed + 0x9E3779B1) % (2 ** 31 - 1) for node, seed in seeds.items()}
 
 
 def _values(items) -> list:
