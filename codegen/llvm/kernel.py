@@ -17,6 +17,10 @@ Each entry loads its buffer pointers and calls an internal body whose
 pointer arguments are `noalias` (outputs and scratch never overlap anything
 else; inputs are only read), so loads of earlier results hoist out of inner
 loops and the vectorizer needs no run-time overlap checks.
+
+Row-wise regions (the shared loops run every stage of a row in turn) get
+pipelined rows, pick stages and row prefetches from rows.py; counted loops,
+vectorizer hints and reduction accumulators are in loops.py.
 """
 from __future__ import annotations
 
