@@ -140,3 +140,24 @@ def test_one_index_broadcast_over_the_rows():
     for k in (0, 4, 5, 255):
         k = np.full((1, 1), k, np.uint8)
         np.testing.assert_array_equal(kernel(x, k), evaluate_body(body, [x, k])[0])
+
+
+def test_the_crossentropy_row_loop_is_vectorized_at_the_host_width():
+    """The exp pass (and the next row's max inside it) uses full-width vectors: zmm on
+    AVX-512 hosts, ymm on AVX2 ones (the whole point of the fused row kernel)."""
+    from graphk.codegen.llvm.compiler import Region
+    from graphk.codegen.llvm.target import assembly, vector_bits
+
+    rows = SymDim()
+    body, _ = _body(lambda x, k: ew.sub(ew.log(reduce_sum(ew.exp(ew.sub(
+        x, reduce_max(x, (1,), True))), (1,), True)), _shifted_pick(x, k)),
+        ("float32", (rows, 1000)), ("int32", (rows, 1)))
+    region = Region(body)
+    assert [stage.kind for stage in region.plan.stages] == ["reduce", "reduce", "pick", "output"]
+    register = {512: "zmm", 256: "ymm"}.get(vector_bits())
+    if register is None:
+        pytest.skip("no AVX on this host")
+    code = assembly(region.emit(region.expected_variant))
+    packed = [line for line in code.splitlines() if "madd" in line and "ps\t" in line]
+    assert packed and all(register in line for line in packed), packed[:5]  # (the per-row
+    # log of the sum is scalar code: its fmas are "ss")
