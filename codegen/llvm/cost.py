@@ -22,12 +22,12 @@ two kernels side by side): NumPy pays a ufunc call per op (about 0.7 us) and
 a pass over memory per op, the native call a fixed ctypes cost (about 5 us:
 input checks, buffers, pointers, the call) and one pass per loop nest.
 Native runs only where it is expected to be NATIVE_MARGIN times faster and
-to save NATIVE_SAVING_US per call (which pays back its compile): where the
-two are close (memory-bound streams of one or two cheap ops), or where the
-call is too small for the saving to matter, NumPy keeps it. So a `w - lr *
-g` update stays on NumPy at every size, the 13-op W1 chain goes native from
+to save enough per call to pay back its compile (below): where the two are
+close (memory-bound streams of one or two cheap ops), or where the call is
+too small for the saving to matter, NumPy keeps it. So a `w - lr * g`
+update stays on NumPy at every size, the 13-op W1 chain goes native from
 about 2,000 elements, a bias add with relu from about 20,000, a 16-wide row
-softmax from about 100 rows.
+softmax from about 200 rows.
 """
 from __future__ import annotations
 
@@ -46,10 +46,15 @@ LLVM_STAGE_US = 1.5
 LLVM_STREAM_NS = 0.2
 LLVM_NS = {"cheap": 0.02, "select": 0.02, "transcendental": 0.5, "reduce": 0.05}
 NATIVE_MARGIN = 1.15
-# A native kernel costs a compile first (30-120 ms of CPU cold, about 3 ms from the disk
-# cache): a call must save at least this much to go native, so the compile pays for
-# itself within ~10,000 calls and small functions (tests, tiny models) compile nothing.
+# A native kernel costs a compile first (CPU ms, cold: about COMPILE_MS + COMPILE_OP_MS
+# per body op + COMPILE_STAGE_MS per loop nest after the first; ~3 ms from the disk
+# cache). A call goes native only when it saves at least NATIVE_SAVING_US, and at least
+# SAVING_PER_COMPILE_MS per ms of that compile: the compile pays for itself within about
+# 3,000 calls, and small functions (tests, tiny models, optimizer updates of a few
+# weights) compile nothing.
 NATIVE_SAVING_US = 10.0
+SAVING_PER_COMPILE_MS = 0.3
+COMPILE_MS, COMPILE_OP_MS, COMPILE_STAGE_MS = 15.0, 1.5, 30.0
 
 TRANSCENDENTAL = frozenset({"exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus",
                             "pow", "sin", "cos", "erf", "elu", "sigmoid_cross_entropy"})
@@ -95,11 +100,19 @@ def estimates(body, shapes: dict, stage_extents: list) -> tuple[float, float]:
     return numpy_us, native_us
 
 
+def compile_ms(body, stages: int) -> float:
+    """Estimated CPU ms to compile the region cold (see SAVING_PER_COMPILE_MS)."""
+    ops = sum(1 for node in body.nodes if node.op.name not in _FREE)
+    return COMPILE_MS + COMPILE_OP_MS * ops + COMPILE_STAGE_MS * (stages - 1)
+
+
 def numpy_is_faster(body, shapes: dict, stage_extents: list) -> bool:
     """Whether auto runs this call on NumPy: native is not expected to be NATIVE_MARGIN
-    times faster, or to save NATIVE_SAVING_US per call."""
+    times faster, or to save enough per call to pay back its compile."""
     numpy_us, native_us = estimates(body, shapes, stage_extents)
-    return native_us * NATIVE_MARGIN >= numpy_us or numpy_us - native_us < NATIVE_SAVING_US
+    wanted = max(NATIVE_SAVING_US,
+                 SAVING_PER_COMPILE_MS * compile_ms(body, len(stage_extents)))
+    return native_us * NATIVE_MARGIN >= numpy_us or numpy_us - native_us < wanted
 
 
-__all__ = ["estimates", "numpy_is_faster", "op_class"]
+__all__ = ["compile_ms", "estimates", "numpy_is_faster", "op_class"]
