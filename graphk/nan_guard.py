@@ -86,6 +86,8 @@ class NanGuard:
     """The `wrap_kernel` hook of a guarded function."""
 
     def wrap(self, node: Node, kernel):
+        if getattr(kernel, "donate", None):  # the guard reads the inputs after the call:
+            kernel.donate = frozenset()  # no output may be written into them
         def guarded(*arrays):
             result = kernel(*arrays)
             results = result if isinstance(result, tuple) else (result,)

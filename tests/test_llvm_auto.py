@@ -153,3 +153,14 @@ def test_data_address_is_the_arrays_data_pointer(make):
     array = make()
     assert data_address(array) == array.ctypes.data
     assert ctypes.c_void_p(data_address(array)).value == array.ctypes.data
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "auto"])
+def test_nan_guard_names_the_fused_op_even_where_its_input_could_be_donated(backend):
+    """A guarded kernel never writes into its inputs: the guard reads them after the call
+    to tell "read a NaN" from "produced one"."""
+    x, w = K.placeholder((None, 64)), K.placeholder((64, 64))
+    fn = K.function([x, w], [K.log(K.dot(x, w)) * 2.0 - 1.0], backend=backend, nan_guard=True)
+    with np.errstate(invalid="ignore"), pytest.raises(Exception) as error:
+        fn([np.ones((8, 64), np.float32), -np.ones((64, 64), np.float32)])
+    assert "produced NaN" in str(error.value) and "log at" in str(error.value)
