@@ -26,7 +26,9 @@ def in_train_phase(x, alt, training=None):
 
     Returns:
         A tensor; with the learning phase deciding, marked
-        `_uses_learning_phase` for Keras.
+        `_uses_learning_phase` for Keras. K.function compiles such a graph
+        once per fed phase, keeping only the branch taken, and K.gradients
+        differentiates only that branch (graphk/backend/phase.py).
 
     Example:
         >>> x = K.placeholder((2,))
