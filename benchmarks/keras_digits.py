@@ -32,6 +32,9 @@ Keras 2.3.1 on TensorFlow for comparison (a separate venv, since TF 2.x wants Ke
   /work/tfvenv/bin/pip install --no-deps keras==2.3.1
   /work/tfvenv/bin/pip install keras-applications keras-preprocessing h5py scipy pyyaml six
   /work/tfvenv/bin/python benchmarks/keras_digits.py --backend tensorflow
+Side by side on a shared machine: alternate the graphk and TensorFlow commands a few
+times with the same `--modes pinned --core N --nice -20` (N a core the others' jobs are
+not pinned to) and take the median of the per-round cpu/ep ratios.
 The small patches Keras 2.3.1's TensorFlow backend needs on TF 2.x graph mode
 live in `_patch_tensorflow` below (never in graphk).
 """
