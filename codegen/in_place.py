@@ -12,8 +12,13 @@ such nodes) lets the node's kernel do so (`kernel.in_place = True`) only when
 - no node later in the program reads the variable or a view of it, none of
   them is returned or stored, and the other inputs are not views of it.
 
-Calls of one function from several threads then see the weights change in
-place mid-step, as any lock-free update does (TensorFlow's default).
+Functions compiled with a kernel wrapper (nan_guard, profile) never write in
+place: a guarded call that fails must leave every variable unchanged. In an
+unguarded call, an error raised by a kernel that runs after an in-place
+update (they are the graph's last work, so this takes an exceptional
+failure) leaves that variable updated. Calls of one function from several
+threads see the weights change in place mid-step, as any lock-free update
+does (TensorFlow's default).
 """
 from __future__ import annotations
 

@@ -275,7 +275,9 @@ def _emit_nodes(program: _Program) -> None:
     kept = set(graph.outputs) | {v for pair in graph.updates for v in pair}
     used = set(reads) | kept
     donated = donations(graph, frees)  # dead inputs fused kernels may write outputs into
-    in_place = in_place_nodes(graph)  # variables whose update writes into their own buffer
+    # variables whose update writes into their own buffer; not under a kernel wrapper (the
+    # NaN guard must be able to fail a call with every variable unchanged)
+    in_place = in_place_nodes(graph) if program.wrap_kernel is None else set()
     for position, node in enumerate(graph.nodes):
         op = node.op
         if op.leaf:

@@ -9,7 +9,9 @@ Theano's PushOutNonSeqScan and PushOutSeqScan. In a scan body a value is
   allows that: elementwise ops (the time axis in front broadcasts like any
   other axis) and products whose other operand is invariant, so x_t @ W for
   every t becomes one (T*B, F) @ (F, U) GEMM; the body reads a slice of the
-  result, a new sequence;
+  result, a new sequence. Elementwise work alone stays in the step unless
+  it is a per-step output (fused with the step's own elementwise work it
+  costs no call, lifted it costs a pass over (T, ...));
 - a loop value otherwise (it reads a carry, or its op cannot be lifted).
 
 A per-step output that no longer needs the loop is not stacked by it: the
@@ -175,12 +177,21 @@ def _liftable(node, kinds: dict) -> bool:
 
 
 def _frontier(parts: ScanParts, kinds: dict) -> list:
-    """Lifted values the loop still reads: by loop nodes, as carries, or (invariants) stacked."""
+    """Lifted values the loop still reads: by loop nodes, as carries, or (invariants) stacked.
+
+    Per-step work the loop reads is lifted only when it holds a product: elementwise
+    work alone (BPTT's 1 - h*h) stays in the step, where fusion joins it to the loop's
+    own elementwise work at no extra call, rather than costing a pass over (T, ...) and
+    an extra sequence read per step."""
+    worth = _holding_products(parts, kinds)
+    worth.update((s.value, True) for s in parts.outputs)  # lifted anyway: the stack
     frontier: dict = {}
     for node in parts.body_nodes():
         if node.op.leaf or kinds[node.outputs[0]] != LOOP:
             continue
         for value in node.inputs:
+            if kinds[value] == STEP and not worth.get(value):
+                continue
             if kinds[value] != LOOP and not _is_input(value):
                 frontier[value] = None
     for value in [c.value for c in parts.carries] + [s.value for s in parts.outputs]:
@@ -188,6 +199,17 @@ def _frontier(parts: ScanParts, kinds: dict) -> list:
             if kinds[value] == INVARIANT or value in [c.value for c in parts.carries]:
                 frontier[value] = None
     return list(frontier)
+
+
+def _holding_products(parts: ScanParts, kinds: dict) -> dict:
+    """Per-step value -> whether computing it takes a matrix product (dot, matmul)."""
+    held: dict = {}
+    for node in parts.body_nodes():
+        if node.op.leaf or kinds[node.outputs[0]] != STEP:
+            continue
+        product = node.op.name in ("dot", "matmul") or any(held.get(v) for v in node.inputs)
+        held.update((v, product) for v in node.outputs)
+    return held
 
 
 def _lift(parts: ScanParts, values: list) -> dict:

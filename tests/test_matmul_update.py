@@ -142,3 +142,16 @@ def test_values_the_caller_holds_never_change():
     copy = held.copy()
     fn([RNG.uniform(-1, 1, (8, 3)), RNG.uniform(-1, 1, (8, 4))])
     np.testing.assert_array_equal(held, copy)
+
+
+def test_a_guarded_step_that_fails_changes_no_variable():
+    """nan_guard functions never update in place: a NaN product leaves the weights as they were."""
+    x = K.placeholder((None, 3))
+    d = K.placeholder((None, 4))
+    w = K.variable(np.ones((3, 4), np.float32))
+    fn = K.function([x, d], [K.sum(d)], updates=[K.update(w, w - 0.1 * K.dot(K.transpose(x), d))],
+                    nan_guard=True, **BACKEND)
+    bad = np.full((8, 3), np.nan, np.float32)
+    with pytest.raises(FloatingPointError):
+        fn([bad, np.ones((8, 4), np.float32)])
+    np.testing.assert_array_equal(K.get_value(w), 1)

@@ -120,6 +120,35 @@ def test_invariants_and_stacked_outputs_leave_the_loop_and_transposes_are_made_o
     _same_numbers(hoist_scan_work, MIXED)
 
 
+def test_elementwise_work_alone_stays_in_the_step():
+    """1 - h*h of a sequence, read by the step's own elementwise work: lifting it would cost
+    a pass over (T, ...) and fusion makes it free inside the step; a product is lifted."""
+    text = f"""graph @f(%hs, %d0, %ut) {{
+      {_placeholder("hs", "float32[5,3,4]")}
+      {_placeholder("d0", "float32[3,4]")}
+      {_placeholder("ut", "float32[4,4]")}
+      %d, %ds = scan(%hs, %d0, %ut) {{body=graph @body(%h, %c, %u) {{
+        {_placeholder("h", "float32[3,4]")}
+        {_placeholder("c", "float32[3,4]")}
+        {_placeholder("u", "float32[4,4]")}
+        %one = constant {{value=dense<float32[]>1.0}} : float32[]
+        %sq = square(%h) : float32[3,4]
+        %dt = sub(%one, %sq) : float32[3,4]
+        %pre = mul(%c, %dt) : float32[3,4]
+        %new = matmul(%pre, %u) {{transpose_a=false, transpose_b=false}} : float32[3,4]
+        return %new
+      }}, num_sequences=1, num_carries=1, reverse=true}} : float32[3,4], float32[6,3,4]
+      return %d
+    }}"""
+    unchanged(hoist_scan_work, text)
+    with_product = text.replace("%sq = square(%h) : float32[3,4]",
+                                "%sq = matmul(%h, %u) {transpose_a=false, transpose_b=false}"
+                                " : float32[3,4]")
+    result = hoist_scan_work(parse(with_product))
+    assert "matmul(%hs, %ut)" in result.to_text(locations=False)
+    _same_numbers(hoist_scan_work, with_product)
+
+
 def test_a_map_without_carries_becomes_the_lifted_op():
     text = f"""graph @f(%xs) {{
       {_placeholder("xs", "float32[5,3]")}
