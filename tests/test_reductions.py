@@ -193,3 +193,13 @@ def test_dtype_errors_say_what_to_do():
         K.std(K.placeholder((2, 3), dtype="int32"))
     with pytest.raises(TypeError, match=r"reduce_logsumexp.*float"):
         K.logsumexp(K.placeholder((2, 3), dtype="int32"))
+
+
+def test_prod_of_a_list_of_scalar_tensors_is_a_chain_of_products():
+    x = K.placeholder((None, 3, 4))
+    sizes = [K.shape(x)[0], K.shape(x)[1], K.shape(x)[2]]
+    product = K.prod(sizes)
+    fn = K.function([x], [product])
+    assert fn([np.ones((5, 3, 4), np.float32)])[0] == 60
+    assert "stack" not in str(fn.ir) and "reduce_prod" not in str(fn.ir)
+    assert float(K.eval(K.prod([K.constant(2.0), K.constant(3.5)]))) == 7.0

@@ -11,6 +11,8 @@ The names shadow Python builtins (sum, max, any, ...), as Keras' backend does;
 """
 from __future__ import annotations
 
+import builtins
+
 from .. import config
 from ..ir.graph import Value
 from ..ir.ops import elementwise as ew
@@ -54,7 +56,21 @@ def prod(x, axis=None, keepdims: bool = False) -> Value:
     Returns:
         A tensor of x's dtype.
     """
+    if _scalar_tensors(x) and axis in (None, 0, -1) and not keepdims:
+        # Keras' BatchNormalization multiplies K.shape(x)[axis] for its sample size every
+        # step: a chain of products fuses with what follows, a stack is a kernel call
+        result = x[0]
+        for item in x[1:]:
+            result = ew.mul(result, item)
+        return result
     return ops.reduce_prod(_as_tensor(x), axis, keepdims)
+
+
+def _scalar_tensors(x) -> bool:
+    """A non-empty list of rank-0 tensors of one dtype (what stacking would make a vector)."""
+    return (isinstance(x, (list, tuple)) and len(x) > 0
+            and builtins.all(isinstance(item, Value) and item.type.ndim == 0 for item in x)
+            and len({item.type.dtype for item in x}) == 1)
 
 
 def mean(x, axis=None, keepdims: bool = False) -> Value:
