@@ -1,10 +1,14 @@
 """Lowering to NumPy: a graph becomes one generated Python function.
 
 The function's body is the graph's schedule written out as straight-line
-NumPy calls (`v3 = k_add(v1, v2)`), preceded by the feed checks and followed
-by the variable updates, so a call walks no graph and dispatches nothing.
-Intermediates are deleted after their last use so large graphs do not keep
-every buffer alive. `Executable.source` is that program, for reading.
+NumPy calls (`v3 = k_add(v1, v2)`), preceded by the feed checks
+(codegen/feeds.py) and followed by the variable updates, so a call walks no
+graph and dispatches nothing. Intermediates are deleted after their last use
+so large graphs do not keep every buffer alive; one read only by the next call
+is computed inside that call, on a line of its own (`k_add(\n k_mul(v1, v2),
+v4)`): fewer statements compile faster, and an error still names its line.
+Nodes alike share one kernel and its name. `Executable.source` is that
+program, for reading.
 
 A fused node runs codegen/fused_numpy.py's blocked kernel; an intermediate
 that dies at a fused node is donated to it (codegen/memory_plan.py), which
@@ -17,10 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..ir.dtypes import can_feed, numpy_dtype
 from ..ir.errors import FeedError, located
 from ..ir.graph import Graph
 from ..ir.shapes import format_shape
+from .feeds import emit_feeds, emit_trusted_feeds
 from .fused_numpy import FusedKernel, attrs_key, compile_fused
 from .in_place import in_place_nodes
 from .memory_plan import donations
@@ -116,9 +120,9 @@ def compile_graph(graph: Graph, subgraph: bool = False,
     program.kernel_for = kernel_for
     program.wrap_kernel = wrap_kernel
     if subgraph:
-        _emit_trusted_feeds(program)
+        emit_trusted_feeds(program)
     else:
-        _emit_feeds(program)
+        emit_feeds(program)
     _emit_nodes(program)
     _emit_updates_and_return(program, copy_aliased=not subgraph)
     source = "def run(feeds):\n" + "\n".join(program.lines) + "\n"
@@ -127,128 +131,9 @@ def compile_graph(graph: Graph, subgraph: bool = False,
     return Executable(graph, program.env["run"], source, program.line_nodes, program.lowerings)
 
 
-# --- feeds --------------------------------------------------------------------
-
-def _emit_feeds(program: _Program) -> None:
-    graph = program.graph
-    checker = FeedChecker(graph)
-    program.env["_checker"] = checker
-    # A bare array is not a list of feeds, even when its length happens to match.
-    program.emit(f"if feeds.__class__ is _ndarray or len(feeds) != {len(graph.inputs)}: "
-                 "_checker.wrong_count(feeds)")
-    first_seen: dict = {}  # symbolic dim root -> (input index, axis)
-    for i, value in enumerate(graph.inputs):
-        name = f"f{i}"
-        program.names[value] = name
-        dtype = program.bind("_dt", numpy_dtype(value.type.dtype))
-        program.emit(f"{name} = feeds[{i}]")
-        program.emit(f"if {name}.__class__ is not _ndarray or {name}.dtype is not {dtype}: "
-                     f"{name} = _checker.coerce({i}, {name})")
-        program.emit(f"s{i} = {name}.shape")
-        shape = value.type.shape
-        if all(isinstance(d, int) for d in shape):
-            program.emit(f"if s{i} != {tuple(shape)!r}: _checker.bad_shape({i}, {name})")
-            continue
-        known = [f"s{i}[{axis}] != {d}" for axis, d in enumerate(shape) if isinstance(d, int)]
-        program.emit(f"if len(s{i}) != {len(shape)}"
-                     + "".join(f" or {c}" for c in known) + f": _checker.bad_shape({i}, {name})")
-        for axis, d in enumerate(shape):
-            if isinstance(d, int):
-                continue
-            root = d.root()
-            if root in first_seen:
-                j, other_axis = first_seen[root]
-                program.emit(f"if s{i}[{axis}] != s{j}[{other_axis}]: "
-                             f"_checker.inconsistent({i}, {axis}, {j}, {other_axis}, feeds)")
-            else:
-                first_seen[root] = (i, axis)
-
-
-def _emit_trusted_feeds(program: _Program) -> None:
-    names = [f"f{i}" for i in range(len(program.graph.inputs))]
-    program.names.update(zip(program.graph.inputs, names))
-    if names:
-        program.emit(f"{', '.join(names)}, = feeds")
-
-
 def _subgraph_compiler(kernel_for):
     """compile_subgraph for ops lowered with `OpDef.lower`: a loop body's executable."""
     return lambda graph: compile_graph(graph, subgraph=True, kernel_for=kernel_for)
-
-
-class FeedChecker:
-    """Slow-path feed handling: only runs when a feed is not already exactly right."""
-
-    def __init__(self, graph: Graph):
-        self.graph = graph
-
-    def _describe(self, index: int) -> str:
-        value = self.graph.inputs[index]
-        label = f" ({value.name!r})" if value.name else ""
-        return f"function {self.graph.name!r}: input {index}{label}"
-
-    def wrong_count(self, feeds):
-        names = [v.name or f"input {i}" for i, v in enumerate(self.graph.inputs)]
-        if isinstance(feeds, np.ndarray):
-            raise FeedError(f"function {self.graph.name!r} expects a list of {len(names)} "
-                            f"arrays for {names}, got a single array of shape "
-                            f"{format_shape(feeds.shape)}; call it as f([array])")
-        try:
-            given = len(feeds)
-        except TypeError:
-            raise FeedError(f"function {self.graph.name!r} expects a list of "
-                            f"{len(names)} arrays for {names}, "
-                            f"got {type(feeds).__name__}") from None
-        raise FeedError(f"function {self.graph.name!r} expects {len(names)} feeds {names}, "
-                        f"got {given}")
-
-    def coerce(self, index: int, array):
-        expected = self.graph.inputs[index].type
-        array = np.asarray(array)
-        if array.dtype == numpy_dtype(expected.dtype):
-            return array
-        if _narrows_integers(array.dtype, expected.dtype):
-            if not _fits(array, expected.dtype):  # astype would wrap the values silently
-                raise FeedError(f"{self._describe(index)} expects dtype {expected.dtype}, got "
-                                f"{array.dtype} values outside {expected.dtype}'s range "
-                                f"[{_int_range(expected.dtype)[0]}, "
-                                f"{_int_range(expected.dtype)[1]}]")
-        elif not can_feed(array.dtype, expected.dtype) and not _fits(array, expected.dtype):
-            raise FeedError(f"{self._describe(index)} expects dtype {expected.dtype}, got "
-                            f"{array.dtype} (which does not cast safely to it)")
-        return array.astype(expected.dtype)
-
-    def bad_shape(self, index: int, array):
-        expected = self.graph.inputs[index].type
-        raise FeedError(f"{self._describe(index)} expects shape {format_shape(expected.shape)} "
-                        f"({expected.dtype}), got shape {format_shape(array.shape)}")
-
-    def inconsistent(self, i, axis, j, other_axis, feeds):
-        first, second = self._describe(j).split(": ")[1], self._describe(i).split(": ")[1]
-        raise FeedError(
-            f"function {self.graph.name!r}: {first} and {second} share an unknown dimension, "
-            f"but {first} has {np.shape(feeds[j])[other_axis]} on axis {other_axis} and "
-            f"{second} has {np.shape(feeds[i])[axis]} on axis {axis}")
-
-
-def _narrows_integers(given: np.dtype, expected: str) -> bool:
-    """An integer feed for an integer (or bool) input that cannot hold every value of it."""
-    return (given.kind in "iu" and numpy_dtype(expected).kind in "iub"
-            and not np.can_cast(given, numpy_dtype(expected), casting="safe"))
-
-
-def _int_range(dtype: str) -> tuple:
-    return (0, 1) if dtype == "bool" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
-
-
-def _fits(array, dtype: str) -> bool:
-    """Integers fed to a narrower or unsigned integer (or bool) input whose values all fit."""
-    if array.dtype.kind not in "iub" or numpy_dtype(dtype).kind not in "iub":
-        return False
-    if array.size == 0:
-        return True
-    low, high = _int_range(dtype)
-    return bool(low <= array.min() and array.max() <= high)
 
 
 # --- the schedule -------------------------------------------------------------
@@ -278,16 +163,16 @@ def _emit_nodes(program: _Program) -> None:
     # variables whose update writes into their own buffer; not under a kernel wrapper (the
     # NaN guard must be able to fail a call with every variable unchanged)
     in_place = in_place_nodes(graph) if program.wrap_kernel is None else set()
+    nested = _nested_values(graph, reads, kept)
+    pending: dict = {}  # nested value -> its call's lines, written into its reader's call
+    deferred: list = []  # dead values of nested calls: deleted after their reader's line
     for position, node in enumerate(graph.nodes):
         op = node.op
         if op.leaf:
             value = node.outputs[0]
             _emit_leaf(program, node, fed, reads[value] == 1 and value not in kept)
             continue
-        inputs = ", ".join(program.names[v] for v in node.inputs)
-        outputs = [f"v{len(program.names) + k}" for k in range(len(node.outputs))]
-        for value, name in zip(node.outputs, outputs):
-            program.names[value] = name
+        args = [pending.pop(v, None) or program.names[v] for v in node.inputs]
         bound = _kernel(program, node, used)
         if node in donated and (isinstance(bound, FusedKernel)
                                 or getattr(bound, "lowering", None) == "llvm"):
@@ -299,11 +184,53 @@ def _emit_nodes(program: _Program) -> None:
         kernel = program.kernel_names.get(id(bound))
         if kernel is None:
             kernel = program.kernel_names[id(bound)] = program.bind(f"k_{op.name}_", bound)
-        target = outputs[0] if len(outputs) == 1 else ", ".join(outputs)
-        program.emit(f"{target} = {kernel}({inputs})", node)
-        dead = [program.names[v] for v in frees.get(position, ())]
-        if dead:
-            program.emit(f"del {', '.join(dead)}")
+        lines = _call_lines(kernel, args, node)
+        deferred += [v for v in frees.get(position, ()) if v not in nested]
+        if node.outputs[0] in nested:
+            pending[node.outputs[0]] = lines
+            continue
+        outputs = [f"v{len(program.names) + k}" for k in range(len(node.outputs))]
+        program.names.update(zip(node.outputs, outputs))
+        lines[0] = (f"{', '.join(outputs)} = {lines[0][0]}", node)
+        for line, source in lines:
+            program.emit(line, source)
+        if deferred:
+            program.emit(f"del {', '.join(program.names[v] for v in deferred)}")
+            deferred = []
+
+
+def _nested_values(graph: Graph, reads: Counter, kept: set) -> set:
+    """Values computed inside their reader's call: the only output of a node, read once,
+    by the next node that is not a leaf, and neither returned nor stored (so nothing is
+    reordered, and the value is freed when that call returns, as `del` would)."""
+    nested = set()
+    previous = None
+    for node in graph.nodes:
+        if node.op.leaf:
+            continue
+        if previous is not None:
+            value = previous.outputs[0]
+            if reads[value] == 1 and value not in kept and value in node.inputs:
+                nested.add(value)
+        previous = node if len(node.outputs) == 1 else None
+    return nested
+
+
+def _call_lines(kernel: str, args: list, node) -> list:
+    """(line, node) pairs of `kernel(args)`; a nested argument (a list of such pairs) keeps
+    its own lines, so an error raised by its call names its node (tracebacks give the line
+    of the call that raised)."""
+    if all(isinstance(a, str) for a in args):
+        return [(f"{kernel}({', '.join(args)})", node)]
+    lines = [(f"{kernel}(", node)]
+    for arg in args:
+        if isinstance(arg, str):
+            lines.append((f"    {arg},", node))
+        else:
+            lines += [(f"    {line}", source) for line, source in arg[:-1]]
+            lines.append((f"    {arg[-1][0]},", arg[-1][1]))
+    lines.append((")", node))
+    return lines
 
 
 def _kernel(program: _Program, node, used: set) -> Callable:

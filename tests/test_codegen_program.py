@@ -69,3 +69,34 @@ def test_an_error_in_a_node_reading_an_inlined_variable_names_its_line():
     fn = K.function([x], [y], passes="none", backend="numpy")
     with pytest.raises(Exception, match=r"mul at .*test_codegen_program.py:\d+"):
         fn([np.ones(3, np.float32)])
+
+
+def test_a_call_nested_in_its_readers_call_names_its_own_line_when_it_fails():
+    x = K.placeholder((None,), name="x")
+    w = K.variable(np.ones(4, np.float32), name="w")
+    product = x * w  # x may be 1 or 4 at run time; 3 does not broadcast
+    y = K.exp(K.abs(product))
+    fn = K.function([x], [y], passes="none", backend="numpy")
+    assert re.search(r"= k_exp_\d+\(\n\s+k_abs_\d+\(\n\s+k_mul_\d+\(", fn.source), fn.source
+    np.testing.assert_allclose(fn([np.full(4, -2.0, np.float32)])[0], np.exp(2.0), rtol=1e-6)
+    np.testing.assert_allclose(fn([np.full(1, 3.0, np.float32)])[0], np.exp(3.0), rtol=1e-6)
+    with pytest.raises(Exception, match=r"mul at .*test_codegen_program.py:\d+") as info:
+        fn([np.ones(3, np.float32)])
+    line = int(re.search(r"test_codegen_program.py:(\d+)", str(info.value)).group(1))
+    assert "product = x * w" in open(__file__).read().splitlines()[line - 1]
+
+
+def test_values_read_twice_returned_or_multi_output_are_not_nested():
+    x = K.placeholder((3,), name="x")
+    twice = K.exp(x)
+    returned = K.abs(x)
+    fn = K.function([x], [twice * twice + 1.0, K.sqrt(returned), returned], passes="none",
+                    backend="numpy")
+    source = fn.source
+    assert re.search(r"v\d+ = k_exp_\d+\(f0\)", source)  # read twice: a name of its own
+    assert re.search(r"v\d+ = k_abs_\d+\(f0\)", source)  # also returned
+    data = np.array([1.0, 4.0, 9.0], np.float32)
+    a, b, c = fn([data])
+    np.testing.assert_allclose(a, np.exp(data) ** 2 + 1, rtol=1e-6)
+    np.testing.assert_allclose(b, np.sqrt(data), rtol=1e-6)
+    np.testing.assert_array_equal(c, data)
