@@ -114,9 +114,9 @@ def test_close_subgraph_and_rewire_outline_a_body():
 
 
 def test_loop_module_uses_the_shared_helpers():
-    from graphk.ir.ops import loop
+    from graphk.ir.ops import loop, loop_grad
 
-    assert loop.close_subgraph is close_subgraph and loop.rewire is rewire
+    assert loop.close_subgraph is close_subgraph and loop_grad.rewire is rewire
 
 
 def test_rebuild_on_parsed_text():
