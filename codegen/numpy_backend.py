@@ -191,7 +191,7 @@ def _emit_nodes(program: _Program) -> None:
             continue
         outputs = [f"v{len(program.names) + k}" for k in range(len(node.outputs))]
         program.names.update(zip(node.outputs, outputs))
-        lines[0] = (f"{', '.join(outputs)} = {lines[0][0]}", node)
+        lines[0][0] = f"{', '.join(outputs)} = {lines[0][0]}"
         for line, source in lines:
             program.emit(line, source)
         if deferred:
@@ -217,19 +217,18 @@ def _nested_values(graph: Graph, reads: Counter, kept: set) -> set:
 
 
 def _call_lines(kernel: str, args: list, node) -> list:
-    """(line, node) pairs of `kernel(args)`; a nested argument (a list of such pairs) keeps
-    its own lines, so an error raised by its call names its node (tracebacks give the line
-    of the call that raised)."""
-    if all(isinstance(a, str) for a in args):
-        return [(f"{kernel}({', '.join(args)})", node)]
-    lines = [(f"{kernel}(", node)]
-    for arg in args:
+    """[line, node] pairs of `kernel(args)`; a nested argument (a list of such pairs) starts
+    a line of its own, so an error raised by its call names its node (a traceback gives the
+    line where the call that raised starts)."""
+    lines = [[f"{kernel}(", node]]
+    for k, arg in enumerate(args):
         if isinstance(arg, str):
-            lines.append((f"    {arg},", node))
+            lines[-1][0] += f", {arg}" if k else arg
         else:
-            lines += [(f"    {line}", source) for line, source in arg[:-1]]
-            lines.append((f"    {arg[-1][0]},", arg[-1][1]))
-    lines.append((")", node))
+            if k:
+                lines[-1][0] += ","
+            lines += [["    " + line, source] for line, source in arg]
+    lines[-1][0] += ")"
     return lines
 
 
