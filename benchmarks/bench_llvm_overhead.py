@@ -6,8 +6,8 @@ the blocked NumPy kernel, by size, for an elementwise chain and a row softmax.
 Prints microseconds of CPU time per call (process time: these calls are single-threaded,
 and CPU time is what a busy machine distorts least) of each fused node's two kernels
 (codegen/llvm/runtime.py FusedKernel with NumPy disabled, and codegen/fused_numpy.py),
-medians of interleaved rounds. runtime.NUMPY_BELOW (elements per body op) comes from
-the crossing point.
+medians of interleaved rounds. The constants of codegen/llvm/cost.py (auto's cost
+model) come from such measurements.
 """
 import os
 import sys

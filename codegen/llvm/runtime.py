@@ -11,10 +11,14 @@ or a tuple for several). Per call it
 2. picks an entry: `flat` when every operand is C-contiguous in the
    output's shape (or a single element), else the strided loop nest with
    strides in elements (0 where broadcast; negative strides are fine), with
-   the shared loops of the plan unless the run-time extents disagree;
+   the shared loops of the plan unless the run-time extents disagree; with
+   backend="auto", the blocked NumPy kernel instead where the cost model
+   (cost.py) says so, decided from the shapes alone;
 3. allocates outputs and scratch (reductions' scratch filled with their
-   identity) and calls the native entry through ctypes, which releases the
-   GIL, split over threads when large.
+   identity; a single elementwise output goes into a dead input the memory
+   plan donated, when one fits exactly) and calls the native entry through
+   ctypes, which releases the GIL, split over threads when large. The first
+   native call compiles the function's module (compiler.py, Region.entry).
 
 Everything derived from the input shapes and strides is prepared once per
 (shapes, strides) and cached on the kernel, so a steady call costs the
