@@ -25,16 +25,23 @@ class DTypeError(TypeError):
     """A dtype graphk does not support, or one that does not fit."""
 
 
+_NAMES: dict = {}  # NumPy dtypes and Python types seen -> name (np.dtype().name is slow)
+
+
 def as_dtype(dtype) -> str:
     """Canonical name of `dtype` (a name, a NumPy dtype or a Python type)."""
     if isinstance(dtype, str) and dtype in DTYPES:
         return dtype
+    if isinstance(dtype, (np.dtype, type)) and dtype in _NAMES:
+        return _NAMES[dtype]
     try:
         name = np.dtype(dtype).name
     except TypeError:
         raise DTypeError(f"unknown dtype {dtype!r}; graphk supports {', '.join(DTYPES)}") from None
     if name not in DTYPES:
         raise DTypeError(f"unsupported dtype {name!r}; graphk supports {', '.join(DTYPES)}")
+    if isinstance(dtype, (np.dtype, type)):
+        _NAMES[dtype] = name
     return name
 
 
@@ -83,6 +90,8 @@ def promote(*dtypes: str) -> str:
 
 def result_type(*dtypes: str) -> str:
     """The dtype elementwise operands of these dtypes meet in (the module's policy)."""
+    if len(dtypes) == 1 or (len(dtypes) == 2 and dtypes[0] == dtypes[1]):
+        return dtypes[0]  # one dtype meets itself (most ops)
     floats = [d for d in dtypes if d in FLOAT_DTYPES]
     if floats:
         return max(floats, key=FLOAT_DTYPES.index)
@@ -115,7 +124,7 @@ _CAST_HINT = "cast first: K.cast(x, 'int32') or K.cast(x, K.floatx())"
 
 def numeric_rule(dtypes, attrs):
     """Arithmetic: the operands' result_type; bools alone are an error."""
-    if all(d == "bool" for d in dtypes):
+    if "bool" in dtypes and all(d == "bool" for d in dtypes):
         raise DTypeError(f"arithmetic is not defined on bool tensors (given "
                          f"{', '.join(dtypes)}); {_CAST_HINT}")
     out = result_type(*dtypes)

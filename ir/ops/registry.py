@@ -80,7 +80,7 @@ class OpDef:
 
     def complete_attrs(self, attrs: dict) -> dict:
         """Defaults filled in, values frozen (lists become tuples); unknown names rejected."""
-        unknown = set(attrs) - set(self.attrs)
+        unknown = set(attrs) - set(self.attrs) if attrs else ()
         if unknown:
             raise TypeError(f"{self.name}: unknown attribute(s) {sorted(unknown)}; "
                             f"it takes {sorted(self.attrs) or 'none'}")
