@@ -34,8 +34,18 @@ def fold_constants(graph: Graph) -> Graph:
     return rebuild(graph, _fold_node)
 
 
+_STATIC_FORMS = frozenset({"tile_dynamic", "reshape_dynamic"})
+
+
 def _fold_node(node: Node, inputs: tuple):
-    if node.op.leaf or not _foldable_op(node):
+    op = node.op
+    if op.leaf:
+        return None
+    if op.name not in SHAPE_ONLY and op.name not in _STATIC_FORMS:
+        for value in inputs:  # most nodes: an input is not a constant, nothing to fold
+            if value.node.op.name != "constant":
+                return None
+    if not _foldable_op(node):
         return None
     static = _static_form(node, inputs)
     if static is not None:
@@ -95,7 +105,7 @@ def _evaluate(node: Node, arrays: list) -> tuple | None:
 def _static_form(node: Node, inputs: tuple) -> Value | None:
     """tile_dynamic / reshape_dynamic with a constant operand as static tile / reshape."""
     name = node.op.name
-    if name not in ("tile_dynamic", "reshape_dynamic") or len(inputs) != 2:
+    if name not in _STATIC_FORMS or len(inputs) != 2:
         return None
     operand = constant_value(inputs[1])
     if operand is None or operand.ndim != 1 or operand.dtype.kind not in "iu":
