@@ -43,8 +43,9 @@ def rebuild(graph: Graph, rewrite_node: RewriteRule, name: str | None = None) ->
     new_inputs)` returns None to keep the node (it is cloned onto the new
     inputs if one changed, shared otherwise) or a tuple of replacement values,
     one per output. The result has the same inputs, the mapped outputs and
-    updates, and `name` (default: the graph's). Nested body graphs held in
-    attributes (scan, fused) are left as they are.
+    updates, and `name` (default: the graph's); `graph` itself when nothing
+    changed. Nested body graphs held in attributes (scan, fused) are left as
+    they are.
     """
     mapping: dict[Value, Value] = {}
     mapped = mapping.get
@@ -58,6 +59,8 @@ def rebuild(graph: Graph, rewrite_node: RewriteRule, name: str | None = None) ->
                 continue
             replacement = clone(node, inputs)
         _record(mapping, node, tuple(replacement))
+    if not mapping and (name is None or name == graph.name):
+        return graph  # nothing changed: the same graph, its node order already known
     return Graph(graph.inputs, [mapping.get(v, v) for v in graph.outputs],
                  [(target, mapping.get(value, value)) for target, value in graph.updates],
                  name if name is not None else graph.name)
