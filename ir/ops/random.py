@@ -228,7 +228,9 @@ def _uint32_draws(rng, shape) -> np.ndarray:
     its high half (a little-endian view). Drawing 64-bit words in bulk is about 2x faster
     than NumPy's per-element float32 path."""
     count = int(np.prod(shape, dtype=np.int64))
-    words = rng.integers(0, 2 ** 64, (count + 1) // 2, dtype=np.uint64)
+    # the generator's raw 64-bit outputs: what rng.integers(0, 2**64) returns, one per word
+    # (the same numbers and state after), without its range handling
+    words = rng.bit_generator.random_raw((count + 1) // 2)
     return words.view(np.uint32)[:count].reshape(shape)
 
 
