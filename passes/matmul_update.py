@@ -48,6 +48,34 @@ def fold_products_into_updates(graph: Graph) -> Graph:
     return result if changed else graph
 
 
+def fold_products_into_sums(graph: Graph) -> Graph:
+    """`x + a @ b` (the product read only there, no broadcasting) as matmul_update(x, a, b,
+    1): for loop bodies (passes/scan_fusion.py), where an RNN step's `xw_t + h @ U` is
+    then one GEMM with beta = 1 into a copy of xw_t instead of a product and an add."""
+    reads = Counter(v for node in graph.nodes for v in node.inputs)
+    reads.update(graph.outputs)
+
+    def rewrite_node(node, inputs):
+        if node.op.name != "add" or any(a is not b for a, b in zip(inputs, node.inputs)):
+            return None
+        for x, product in (node.inputs, node.inputs[::-1]):
+            if (product.node.op.name in ("matmul", "dot") and reads[product] == 1
+                    and all(v.type.ndim == 2 for v in product.node.inputs)):
+                one = constant(np.ones((), x.type.dtype), location=node.location)
+                if _fits(x, product, one, node.outputs[0]):
+                    return (_as_update(x, product, one, node.location),)
+        return None
+    result = rebuild(graph, rewrite_node)
+    return graph if all(a is b for a, b in zip(result.outputs, graph.outputs)) else result
+
+
+def _as_update(c: Value, product: Value, scale: Value, location) -> Value:
+    a, b = product.node.inputs
+    attrs = {"transpose_a": product.node.attrs.get("transpose_a", False),
+             "transpose_b": product.node.attrs.get("transpose_b", False)}
+    return build("matmul_update", [c, a, b, scale], attrs, location)
+
+
 def _update(node, variable: Value, reads: Counter) -> Value | None:
     """The matmul_update computing `node` (variable +- s * product), or None."""
     x, y = node.inputs
@@ -64,11 +92,8 @@ def _update(node, variable: Value, reads: Counter) -> Value | None:
         scale, product = factors
         if not _fits(c, product, scale, node.outputs[0]):
             continue
-        a, b = product.node.inputs
-        attrs = {"transpose_a": product.node.attrs.get("transpose_a", False),
-                 "transpose_b": product.node.attrs.get("transpose_b", False)}
         scale = scale if sign > 0 else _negated(scale, node.location)
-        return build("matmul_update", [c, a, b, scale], attrs, node.location)
+        return _as_update(c, product, scale, node.location)
     return None
 
 
@@ -98,4 +123,4 @@ def _negated(scale: Value, location) -> Value:
     return build("neg", [scale], {}, location)
 
 
-__all__ = ["fold_products_into_updates"]
+__all__ = ["fold_products_into_updates", "fold_products_into_sums"]

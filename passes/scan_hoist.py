@@ -28,6 +28,7 @@ from ..ir.graph import Graph, Value, topological_order
 from ..ir.ops.leaf import placeholder
 from ..ir.ops.registry import REGISTRY, make_node
 from ..ir.rewrite import build
+from ..ir.shapes import same_shape
 from ..ir.types import TensorType
 from .scan_parts import ScanParts, rewrite_scans
 
@@ -40,7 +41,8 @@ def hoist_scan_work(graph: Graph) -> Graph:
 
 
 def _hoist(parts: ScanParts, used: set) -> bool:
-    lifted = _lift_work(parts)
+    grouped = _group_step_terms(parts)
+    lifted = _lift_work(parts) or grouped
     transposed = _pretranspose(parts)
     return _stack_from_boundaries(parts, used) or transposed or lifted
 
@@ -64,6 +66,48 @@ def _lift_work(parts: ScanParts) -> bool:
         parts.outputs.remove(slot)
     parts.replace_in_body(mapping)
     return True
+
+
+def _group_step_terms(parts: ScanParts) -> bool:
+    """(s + l) + i -> (s + i) + l, with s per-step work holding a product, l a loop value
+    and i invariant (an RNN's bias): s + i is then lifted whole, and the step is left with
+    one add of its recurrent product (one GEMM with beta = 1, passes/scan_fusion.py).
+    Float addition is reassociated, as a fused multiply-add or BLAS may do."""
+    kinds = _classify(parts)
+    worth = _holding_products(parts, kinds)
+    readers: dict = {}
+    for node in parts.body_nodes():
+        for value in node.inputs:
+            readers[value] = readers.get(value, 0) + 1
+    mapping = {}
+    for node in parts.body_nodes():
+        if node.op.name != "add":
+            continue
+        for inner, invariant in (node.inputs, node.inputs[::-1]):
+            terms = _step_and_loop_terms(inner, kinds, worth, readers)
+            if terms is None or kinds[invariant] != INVARIANT:
+                continue
+            step, loop = terms
+            grouped = build("add", [step, invariant], {}, inner.node.location)
+            if grouped.type.dtype != step.type.dtype or not same_shape(grouped.type.shape,
+                                                                       step.type.shape):
+                continue  # the invariant would widen the per-step term
+            mapping[node.outputs[0]] = build("add", [grouped, loop], {}, node.location)
+            break
+    parts.replace_in_body(mapping)
+    return bool(mapping)
+
+
+def _step_and_loop_terms(value: Value, kinds: dict, worth: dict, readers: dict):
+    """(per-step term with a product, loop term) of add(a, b) read once, else None."""
+    node = value.node
+    if node.op.name != "add" or readers.get(value, 0) != 1:
+        return None
+    a, b = node.inputs
+    for step, loop in ((a, b), (b, a)):
+        if kinds[step] == STEP and worth.get(step) and kinds[loop] == LOOP:
+            return step, loop
+    return None
 
 
 def _pretranspose(parts: ScanParts) -> bool:

@@ -155,3 +155,23 @@ def test_a_guarded_step_that_fails_changes_no_variable():
     with pytest.raises(FloatingPointError):
         fn([bad, np.ones((8, 4), np.float32)])
     np.testing.assert_array_equal(K.get_value(w), 1)
+
+
+def test_sums_with_a_product_in_loop_bodies():
+    """fold_products_into_sums (scan bodies): x + a @ b -> matmul_update(x, a, b, 1); a product
+    read twice, or a broadcasting sum, stays."""
+    from graphk.passes.matmul_update import fold_products_into_sums
+
+    before = _graph("  %new = add(%w, %g) : float32[3,4]", update="%w", result="%new")
+    after = _graph("  %one = constant {value=dense<float32[]>1.0} : float32[]\n"
+                   "  %new = matmul_update(%w, %x, %d, %one) {transpose_a=true, "
+                   "transpose_b=false} : float32[3,4]", update="%w", result="%new").replace(
+        "  %lr = constant {value=dense<float32[]>0.01} : float32[]\n", "").replace(
+        "  %g = matmul(%x, %d) {transpose_a=true, transpose_b=false} : float32[3,4]\n", "")
+    check_pass(fold_products_into_sums, before, after)
+    unchanged(fold_products_into_sums, _graph(
+        "  %new = add(%w, %g) : float32[3,4]\n  %twice = add(%new, %g) : float32[3,4]",
+        update="%w", result="%twice"))
+    unchanged(fold_products_into_sums, _graph(
+        "  %r = reduce_sum(%w) {axes=(0,), keepdims=true} : float32[1,4]\n"
+        "  %new = add(%r, %g) : float32[3,4]", update="%w", result="%new"))

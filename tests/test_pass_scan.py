@@ -350,12 +350,54 @@ def test_read_boundaries_keep_the_carry():
 
 # --- fusion inside bodies --------------------------------------------------------------------
 
-def test_bodies_are_fused():
+def test_bodies_get_products_folded_into_sums_and_are_fused():
+    """xw_t + h @ U is one matmul_update (a GEMM adding into a copy of xw_t), leaving tanh
+    alone; BPTT's elementwise step (add, 1 - h*h, mul) is one fused node before its product."""
     result = fuse_scan_bodies(parse(RNN_HOISTED))
     verify(result)
     body = result.nodes[-1].attrs["body"]
-    assert [n.op.name for n in body.nodes if not n.op.leaf] == ["dot", "fused"]
+    assert [n.op.name for n in body.nodes if not n.op.leaf] == ["matmul_update", "tanh"]
     _same_numbers(fuse_scan_bodies, RNN_HOISTED)
+    text = f"""graph @f(%hs, %d0, %u) {{
+      {_placeholder("hs", "float32[5,3,4]")}
+      {_placeholder("d0", "float32[3,4]")}
+      {_placeholder("u", "float32[4,4]")}
+      %d, %ds = scan(%hs, %d0, %u) {{body=graph @body(%h, %c, %ui) {{
+        {_placeholder("h", "float32[3,4]")}
+        {_placeholder("c", "float32[3,4]")}
+        {_placeholder("ui", "float32[4,4]")}
+        %one = constant {{value=dense<float32[]>1.0}} : float32[]
+        %g = add(%c, %h) : float32[3,4]
+        %sq = square(%h) : float32[3,4]
+        %dt = sub(%one, %sq) : float32[3,4]
+        %pre = mul(%g, %dt) : float32[3,4]
+        %new = matmul(%pre, %ui) {{transpose_a=false, transpose_b=true}} : float32[3,4]
+        return %new
+      }}, num_sequences=1, num_carries=1, reverse=true}} : float32[3,4], float32[6,3,4]
+      return %d
+    }}"""
+    body = fuse_scan_bodies(parse(text)).nodes[-1].attrs["body"]
+    assert [n.op.name for n in body.nodes if not n.op.leaf] == ["fused", "matmul"]
+    _same_numbers(fuse_scan_bodies, text)
+
+
+def test_an_invariant_added_after_the_recurrent_term_joins_the_lifted_product():
+    """(x_t W + h U) + b -> (x_t W + b) + h U: x W + b is lifted whole (float sums
+    reassociated), the step keeps one add of its recurrent product."""
+    text = RNN.replace("graph @f(%xs, %h0, %w, %u) {", "graph @f(%xs, %h0, %w, %u, %b) {\n  "
+                       + _placeholder("b", "float32[4]")).replace(
+        "scan(%xs, %h0, %w, %u) {body=graph @body(%x, %c, %wi, %ui) {",
+        "scan(%xs, %h0, %w, %u, %b) {body=graph @body(%x, %c, %wi, %ui, %bi) {\n    "
+        + _placeholder("bi", "float32[4]")).replace(
+        "    %new = tanh(%a) : float32[3,4]",
+        "    %ab = add(%a, %bi) : float32[3,4]\n    %new = tanh(%ab) : float32[3,4]")
+    result = hoist_scan_work(parse(text))
+    verify(result)
+    printed = result.to_text(locations=False)
+    assert "add(%0, %b) : float32[5,3,4]" in printed, printed
+    body = result.nodes[-1].attrs["body"]
+    assert [n.op.name for n in body.nodes if not n.op.leaf] == ["dot", "add", "tanh"]
+    _same_numbers(hoist_scan_work, text)
 
 
 def test_graphs_without_scans_are_returned_as_they_are():

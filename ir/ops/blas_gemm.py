@@ -107,11 +107,17 @@ class MatmulUpdate:
     def __call__(self, c, a, b, scale):
         a = a.T if self.transpose_a else a
         b = b.T if self.transpose_b else b
-        writable = self.in_place and c.flags.writeable and c.flags.c_contiguous
-        out = c if writable else np.array(c, order="C", copy=True)
-        if not gemm_into(out, a, b, float(scale)):  # another BLAS or layout: NumPy's product
-            out += product(a, b) * np.asarray(scale, out.dtype)
-        return out
+        alpha = float(scale)
+        if (self.in_place and c.flags.writeable and c.flags.c_contiguous
+                and gemm_into(c, a, b, alpha)):
+            return c
+        # A fresh result: the product, scaled, plus c (np.dot and one add cost less than a
+        # ctypes GEMM call at a loop step's sizes, and the same memory traffic when large).
+        result = product(a, b)
+        if alpha != 1.0:
+            np.multiply(result, np.asarray(scale, result.dtype), out=result)
+        np.add(result, c, out=result)
+        return result
 
 
 __all__ = ["gemm_into", "MatmulUpdate"]
