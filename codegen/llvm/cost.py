@@ -26,8 +26,8 @@ to save enough per call to pay back its compile (below): where the two are
 close (memory-bound streams of one or two cheap ops), or where the call is
 too small for the saving to matter, NumPy keeps it. So a `w - lr * g`
 update stays on NumPy at every size, the 13-op W1 chain goes native from
-about 2,000 elements, a bias add with relu from about 20,000, a 16-wide row
-softmax from about 200 rows.
+about 1,000 elements, a bias add with relu from about 30,000, a 16-wide row
+softmax from about 100 rows.
 """
 from __future__ import annotations
 
@@ -50,10 +50,10 @@ NATIVE_MARGIN = 1.15
 # per body op + COMPILE_STAGE_MS per loop nest after the first; ~3 ms from the disk
 # cache). A call goes native only when it saves at least NATIVE_SAVING_US, and at least
 # SAVING_PER_COMPILE_MS per ms of that compile: the compile pays for itself within about
-# 3,000 calls, and small functions (tests, tiny models, optimizer updates of a few
+# 7,000 calls, and small functions (tests, tiny models, optimizer updates of a few
 # weights) compile nothing.
-NATIVE_SAVING_US = 10.0
-SAVING_PER_COMPILE_MS = 0.3
+NATIVE_SAVING_US = 5.0
+SAVING_PER_COMPILE_MS = 0.15
 COMPILE_MS, COMPILE_OP_MS, COMPILE_STAGE_MS = 15.0, 1.5, 30.0
 
 TRANSCENDENTAL = frozenset({"exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus",
