@@ -99,21 +99,9 @@ class ScanParts:
 
     def build(self) -> tuple:
         """The new scan node; returns the replacements of the old node's outputs."""
-        reached = {n.outputs[0] for n in self.body_nodes() if n.op.name == "placeholder"}
-        sequences = [pair for pair in self.sequences if pair[0] in reached]
-        if not sequences:  # the length still comes from a sequence
-            sequences = self.sequences[:1]
-        captured = [pair for pair in self.captured if pair[0] in reached]
-        inner = ([p for p, _ in sequences] + [c.inner for c in self.carries]
-                 + [p for p, _ in captured])
-        outer = ([o for _, o in sequences] + [c.initial for c in self.carries]
-                 + [o for _, o in captured])
         results: tuple = ()
         if self.outputs or self.carries:  # else every output was moved out of the loop
-            body = Graph(inner, self.body_roots(), name=self.body_name)
-            attrs = {"body": body, "num_sequences": len(sequences),
-                     "num_carries": len(self.carries), "reverse": self.reverse}
-            results = self._keep_types(build("scan", outer, attrs, self.node.location))
+            results = self._keep_types(self._new_node())
         ny, nc = len(self.outputs), len(self.carries)
         for slot, value in zip(self.outputs, results[:ny]):
             slot.result = value
@@ -132,6 +120,20 @@ class ScanParts:
         return (tuple(s.result for s in self.original_outputs)
                 + tuple(c.final for c in self.original_carries) + tuple(boundaries))
 
+    def _new_node(self):
+        """The scan over the body as edited, fed only the sequences and captured values it
+        reads (at least one sequence: the step count comes from it)."""
+        reached = {n.outputs[0] for n in self.body_nodes() if n.op.name == "placeholder"}
+        sequences = [pair for pair in self.sequences if pair[0] in reached] or self.sequences[:1]
+        captured = [pair for pair in self.captured if pair[0] in reached]
+        inner = ([p for p, _ in sequences] + [c.inner for c in self.carries]
+                 + [p for p, _ in captured])
+        outer = ([o for _, o in sequences] + [c.initial for c in self.carries]
+                 + [o for _, o in captured])
+        body = Graph(inner, self.body_roots(), name=self.body_name)
+        attrs = {"body": body, "num_sequences": len(sequences),
+                 "num_carries": len(self.carries), "reverse": self.reverse}
+        return build("scan", outer, attrs, self.node.location)
 
     def _keep_types(self, results) -> tuple:
         """The new node's outputs with the old node's recorded types where they stand for
