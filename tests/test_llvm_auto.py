@@ -164,3 +164,16 @@ def test_nan_guard_names_the_fused_op_even_where_its_input_could_be_donated(back
     with np.errstate(invalid="ignore"), pytest.raises(Exception) as error:
         fn([np.ones((8, 64), np.float32), -np.ones((64, 64), np.float32)])
     assert "produced NaN" in str(error.value) and "log at" in str(error.value)
+
+
+def test_the_report_lists_fused_nodes_inside_loop_bodies():
+    x, h0 = K.placeholder((None, 5, 8)), K.placeholder((None, 8))
+
+    def step(x_t, states):
+        h = K.tanh(x_t * 0.5 + states[0] * 0.25) * 2.0 - 1.0
+        return h, [h]
+    last, _, _ = K.rnn(step, x, [h0])
+    fn = K.function([x, h0], [last], backend="auto")
+    fn([np.ones((2, 5, 8), np.float32), np.zeros((2, 8), np.float32)])
+    text = fn.report(show=False)
+    assert "in a loop body" in text and "calls so far: 1 input pattern(s) NumPy" in text

@@ -14,6 +14,12 @@ def lowering_section(fn) -> str | None:
                          fn._executable.lowerings)
 
 
+def _label(chosen: str, lowering) -> str:
+    if chosen == "llvm" and lowering is not None and lowering.small_on_numpy:
+        return "llvm where the cost model says so, per input shapes, else numpy"
+    return chosen
+
+
 def lowering_text(backend: str, lowering, lowerings: dict) -> str:
     """Text for one compiled function.
 
@@ -32,11 +38,17 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
             chosen, reason = "numpy", "backend='numpy' keeps every node on NumPy"
         else:
             chosen, reason = name, "not offered to the LLVM backend"
-        size = sum(1 for n in node.attrs["body"].nodes if n.op.name != "placeholder")
-        lines.append(f"  fused ({size} body ops) at {node.location}: {chosen}: {reason}")
+        lines.append(f"  fused ({_size(node)} body ops) at {node.location}: "
+                     f"{_label(chosen, lowering)}: {reason}")
         kernel = lowering.kernels.get(node) if lowering is not None else None
         if kernel is not None and chosen == "llvm":
             lines.append(f"    calls so far: {kernel.call_summary()}")
+    for node, (chosen, reason) in decisions.items():  # fused nodes inside loop bodies
+        if node not in lowerings:
+            lines.append(f"  fused ({_size(node)} body ops, in a loop body) at {node.location}: "
+                         f"{_label(chosen, lowering)}: {reason}")
+            if chosen == "llvm":
+                lines.append(f"    calls so far: {lowering.kernels[node].call_summary()}")
     if others:
         listed = ", ".join(f"{count} {op}" for op, count in sorted(others.items()))
         lines.append(f"  numpy (ops outside fused regions run their NumPy kernels): {listed}")
@@ -49,3 +61,7 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
             lines.append("  small calls run the fused node's NumPy kernel where its cost model "
                          "says it is faster (codegen/llvm/cost.py)")
     return "\n".join(lines)
+
+
+def _size(node) -> int:
+    return sum(1 for n in node.attrs["body"].nodes if n.op.name != "placeholder")

@@ -98,7 +98,7 @@ class FusedKernel:
         self._outputs = [k for k, slot in enumerate(self.plan.slots) if slot.kind == "output"]
         self._pointers = ctypes.c_void_p * len(self.plan.slots)
         self._prepared: dict = {}
-        self._on_numpy: set = set()  # ((shape, dtype) per input) the cost model sent to NumPy
+        self._on_numpy: set = set()  # input shapes the cost model sent to NumPy
         self._functions: dict = {}
         # Inputs the caller no longer needs (the memory plan, codegen/memory_plan.py): the
         # output may be written into one of them rather than into fresh memory (page faults
@@ -111,9 +111,9 @@ class FusedKernel:
 
     # --- the call -------------------------------------------------------------------
     def __call__(self, *given):
-        if self._on_numpy:  # input shapes the cost model gave to NumPy: straight there
-            try:
-                if tuple([(a.shape, a.dtype) for a in given]) in self._on_numpy:
+        if self._on_numpy:  # input shapes the cost model gave to NumPy: straight there (the
+            try:  # driver passes each input in its declared dtype, as the checks below want)
+                if tuple([a.shape for a in given]) in self._on_numpy:
                     return self._numpy(*given)
             except AttributeError:  # not arrays: checked below
                 pass
@@ -131,7 +131,7 @@ class FusedKernel:
             if prepared.why == _COST and all(a is b for a, b in zip(arrays, given)):
                 # decided from the shapes alone (cost.py), for arrays that needed no checks
                 self.numpy_kernel  # noqa: B018 -- made before another thread may take the path
-                self._on_numpy.add(tuple([(a.shape, a.dtype) for a in arrays]))
+                self._on_numpy.add(tuple([a.shape for a in arrays]))
         if prepared.run is None:
             return self.numpy_kernel(*arrays)
         buffers = self._buffers(arrays, prepared.recipe)
