@@ -27,9 +27,12 @@ row: take_along_axis on NumPy, one load on LLVM). The loss keeps the class
 axis inside the region, dropped by a squeeze after it (so the NumPy lowering
 evaluates the region in blocks of rows). Its gradient is (softmax -
 cast(hit)) * g, hit = equal(arange(C), k) with a constant arange (C int32s,
-read from L1 by the LLVM kernel). The class count must be static; a symbolic
-one keeps the sparse ops whole, as do labels whose shape the type rule could
-not line up with the loss.
+read from L1 by the LLVM kernel). Labels whose dims are unknown and unrelated
+to the logits' (Keras' (None, None) target) are reshaped by class_indices to
+the logits' shape, its row dims read from the graph input they come from, the
+count checked when the function runs. The class count must be static; a
+symbolic one keeps the sparse ops whole, as do labels of known shape laid out
+unlike the loss and logits whose dims come from no single graph input.
 
 Ops with semantics the elementwise form would lose stay whole: integer
 reductions (TensorFlow's truncating integer mean).
@@ -108,8 +111,8 @@ class _Decomposer:
 
     def class_indices(self, labels, logits, axis: int, loc):
         """class_indices(labels): int32 in the logits' shape with 1 on `axis`; None when
-        the class count is symbolic or the labels do not line up with the logits (see the
-        module docstring)."""
+        the class count is symbolic or the labels cannot be lined up with the logits (see
+        the module docstring)."""
         classes = logits.type.shape[axis]
         if not isinstance(classes, int):
             return None
@@ -119,11 +122,36 @@ class _Decomposer:
         elif len(shape) == len(dims) and shape[axis] == 1:
             insert, placed = None, shape
         else:
-            return None
-        if not all(k == axis or same_dim(a, b) for k, (a, b) in enumerate(zip(placed, dims))):
-            return None
+            insert, placed = None, None
+        if placed is None or not all(k == axis or same_dim(a, b)
+                                     for k, (a, b) in enumerate(zip(placed, dims))):
+            return self.reshaped_indices(labels, logits, axis, loc)
         return self.shared("indices", (labels, logits), axis, lambda: self.op(
             "class_indices", [labels], loc, classes=classes, axis=insert))
+
+    def reshaped_indices(self, labels, logits, axis: int, loc):
+        """class_indices(labels, x) {shape=...}: labels of unknown dims (Keras' (None, None)
+        target) reshaped to the logits' shape with 1 on `axis`, the logits' symbolic dims
+        read from the one graph input x they come from (a graph input ties no region); the
+        count is checked when the function runs. None when the labels' dims are all known
+        (the type rule saw their layout) or the logits' dims do not come from one input."""
+        if all(isinstance(d, int) for d in labels.type.shape):
+            return None
+        shape, source = [], None
+        for k, dim in enumerate(logits.type.shape):
+            if k == axis or isinstance(dim, int):
+                shape.append(1 if k == axis else dim)
+                continue
+            found = self.dim_sources.get(id(dim.root()))
+            if found is None or (source is not None and found[0] is not source):
+                return None
+            source = found[0]
+            shape.append(("dim", found[1]))
+        if source is None:
+            return None
+        return self.shared("indices", (labels, logits), axis, lambda: self.op(
+            "class_indices", [labels, source], loc, classes=logits.type.shape[axis],
+            axis=axis, shape=tuple(shape)))
 
     def label_hits(self, labels, logits, axis: int, loc):
         """equal(arange(C), class_indices(labels)): bool in the logits' shape, True at each

@@ -34,7 +34,7 @@ def test_sparse_crossentropy_picks_the_shifted_logit():
   %2 = exp(%1) : float32[?0,4]
   %3 = reduce_sum(%2) {axes=(1,), keepdims=true} : float32[?0,1]
   %4 = log(%3) : float32[?0,1]
-  %5 = class_indices(%t) {classes=4, axis=1} : int32[?0,1]
+  %5 = class_indices(%t) {classes=4, axis=1, shape=none} : int32[?0,1]
   %6 = reduce_pick(%1, %5) {axes=(1,), keepdims=true} : float32[?0,1]
   %7 = sub(%4, %6) : float32[?0,1]
   %r = squeeze(%7) {axis=1} : float32[?0]
@@ -52,7 +52,7 @@ def test_float_labels_with_the_class_axis_keep_it():
   %2 = exp(%1) : float64[?0,3]
   %3 = reduce_sum(%2) {axes=(1,), keepdims=true} : float64[?0,1]
   %4 = log(%3) : float64[?0,1]
-  %5 = class_indices(%t) {classes=3, axis=none} : int32[?0,1]
+  %5 = class_indices(%t) {classes=3, axis=none, shape=none} : int32[?0,1]
   %6 = reduce_pick(%1, %5) {axes=(1,), keepdims=true} : float64[?0,1]
   %7 = sub(%4, %6) : float64[?0,1]
   %r = squeeze(%7) {axis=1} : float64[?0]
@@ -85,13 +85,36 @@ def test_sparse_crossentropy_stays_whole_when_it_cannot_line_up(labels, logits, 
                              f": {loss}\n"))
 
 
+def test_labels_of_unknown_dims_are_reshaped_to_the_logits_rows():
+    """Keras' (None, None) target: its dims are not the logits', so class_indices reshapes
+    it, the rows read from the graph input the logits come from (checked at run time)."""
+    inputs = [("%x", "float32[?0,6]"), ("%t", "float32[?1,?2]"), ("%w", "float32[6,4]")]
+    before = _ir(inputs, """\
+  %o = matmul(%x, %w) {transpose_a=false, transpose_b=false} : float32[?0,4]
+  %r = sparse_softmax_cross_entropy(%t, %o) {axis=1} : float32[?0]
+""")
+    after = _ir(inputs, """\
+  %0 = matmul(%x, %w) {transpose_a=false, transpose_b=false} : float32[?0,4]
+  %1 = reduce_max(%0) {axes=(1,), keepdims=true} : float32[?0,1]
+  %2 = sub(%0, %1) : float32[?0,4]
+  %3 = exp(%2) : float32[?0,4]
+  %4 = reduce_sum(%3) {axes=(1,), keepdims=true} : float32[?0,1]
+  %5 = log(%4) : float32[?0,1]
+  %6 = class_indices(%t, %x) {classes=4, axis=1, shape=(("dim", 0), 1)} : int32[?0,1]
+  %7 = reduce_pick(%2, %6) {axes=(1,), keepdims=true} : float32[?0,1]
+  %8 = sub(%5, %7) : float32[?0,1]
+  %r = squeeze(%8) {axis=1} : float32[?0]
+""")
+    check_pass(decompose, before, after)
+
+
 def test_sparse_gradient_is_softmax_minus_the_hits():
     inputs = [("%t", "int32[?0]"), ("%o", "float32[?0,3]"), ("%g", "float32[?0]")]
     before = _ir(inputs, "  %r = sparse_softmax_cross_entropy_grad(%t, %o, %g) {axis=1} "
                          ": float32[?0,3]\n")
     after = _ir(inputs, """\
   %0 = constant {value=dense<int32[3]>[0, 1, 2]} : int32[3]
-  %1 = class_indices(%t) {classes=3, axis=1} : int32[?0,1]
+  %1 = class_indices(%t) {classes=3, axis=1, shape=none} : int32[?0,1]
   %2 = equal(%0, %1) : bool[?0,3]
   %3 = cast(%2) {dtype="float32"} : float32[?0,3]
   %4 = reduce_max(%o) {axes=(1,), keepdims=true} : float32[?0,1]
@@ -139,6 +162,24 @@ def test_class_indices_rejects_bool_labels_and_bad_axes():
         class_indices(K.placeholder((3,), dtype="bool"), 4, 1)
     with pytest.raises(Exception, match="axis"):
         class_indices(K.placeholder((3,), dtype="int32"), 4, 2)
+
+
+def test_reshaped_class_indices_check_the_count_and_the_shape_attr():
+    labels, x = K.placeholder((None, None)), K.placeholder((None, 3))
+    out = class_indices(labels, 4, 1, shape=(("dim", 0), 1), like=x)
+    assert out.type.shape == (x.type.shape[0], 1)
+    fn = K.function([labels, x], [out])
+    (got,) = fn([np.array([[2.0, 3.0]], np.float32), np.zeros((2, 3), np.float32)])
+    assert got.tolist() == [[2], [3]]
+    with pytest.raises(ValueError, match=r"^class_indices at .*test_decompose_labels\.py:\d+: "
+                                         r"labels of shape \(3, 1\) .* loss, shape \(2,\)"):
+        fn([np.zeros((3, 1), np.float32), np.zeros((2, 3), np.float32)])
+    with pytest.raises(Exception, match="1 at axis"):
+        class_indices(labels, 4, 1, shape=(("dim", 0), 2), like=x)
+    with pytest.raises(Exception, match="axis of the source"):
+        class_indices(labels, 4, 1, shape=(("dim", 5), 1), like=x)
+    with pytest.raises(Exception, match=r"do not hold one class .* shape \(3,\)"):
+        class_indices(K.placeholder((2, 2)), 4, 1, shape=(3, 1), like=x)
 
 
 # --- fused results on both lowerings -------------------------------------------------------
@@ -271,3 +312,39 @@ def test_large_batches_match_numpy(lowering):
     logits = (3 * rng.standard_normal((700, 500))).astype(np.float32)
     np.testing.assert_allclose(fn([labels, logits])[0], _reference(labels, logits, 1),
                                rtol=2e-6, atol=4e-6)
+
+
+def _keras_loss():
+    """Keras' train graph in small: a (None, None) float target, logits from the input."""
+    x, t = K.placeholder((None, 6)), K.placeholder((None, None))
+    w = K.variable(rng.standard_normal((6, 5)).astype(np.float32))
+    logits = K.dot(x, w)
+    loss = K.mean(K.sparse_categorical_crossentropy(t, K.softmax(logits)))
+    return x, t, w, logits, loss
+
+
+@pytest.mark.parametrize("lowering", LOWERINGS)
+@pytest.mark.parametrize("rows, layout", [(1, "column"), (5, "column"), (5, "row"), (4, "strided")])
+def test_keras_target_of_unknown_dims_fuses_and_matches_the_whole_ops(lowering, rows, layout):
+    x, t, w, logits, loss = _keras_loss()
+    (grad,) = K.gradients(loss, [w])
+    fused = K.function([x, t], [loss, grad], backend=lowering)
+    plain = K.function([x, t], [loss, grad], passes="none")
+    ops = _ops(fused)
+    assert "sparse_softmax_cross_entropy" not in ops and ops.count("class_indices") == 1
+    assert "sparse_softmax_cross_entropy_grad" not in ops
+    xs = rng.standard_normal((rows, 6)).astype(np.float32)
+    labels = rng.integers(0, 5, rows).astype(np.float32)
+    labels = {"column": labels[:, None], "row": labels[None, :],
+              "strided": np.repeat(labels[:, None], 2, axis=1)[:, :1]}[layout]
+    for got, want in zip(fused([xs, labels]), plain([xs, labels])):
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("lowering", LOWERINGS)
+def test_keras_target_with_the_wrong_row_count_names_the_op_and_shapes(lowering):
+    x, t, w, logits, loss = _keras_loss()
+    fn = K.function([x, t], [loss], backend=lowering)
+    with pytest.raises(ValueError, match=r"class_indices at .*test_decompose_labels\.py:\d+: "
+                                         r"labels of shape \(3, 1\) .* loss, shape \(4,\)"):
+        fn([np.zeros((4, 6), np.float32), np.zeros((3, 1), np.float32)])

@@ -1,6 +1,6 @@
 """class_indices: integer class labels checked and placed for a fused crossentropy.
 
-    %i = class_indices(%labels) {classes=1000, axis=1} : int32[?0,1]
+    %i = class_indices(%labels) {classes=1000, axis=1, shape=none} : int32[?0,1]
 
 The sparse crossentropy's kernel range-checks its labels before it picks a
 logit. When passes/decompose.py rewrites the loss as elementwise ops and row
@@ -14,6 +14,18 @@ classes), float labels truncated toward zero as the sparse kernel's
 `astype(int64)` does, with a size-1 class axis inserted at `axis` (axis=None:
 the labels already have it), so `equal(arange(classes), indices)` broadcasts
 to the logits' shape inside the region.
+
+Labels whose type does not line up with the logits (Keras feeds a (None,
+None) target, its dims unrelated to the logits' rows) take the second form:
+
+    %i = class_indices(%labels, %x) {classes=10, axis=1, shape=(("dim", 0), 1)}
+         : int32[?0,1]
+
+`shape` is the result's shape, 1 at `axis`: ints, or ("dim", k), the size of
+axis k of the second input (a graph input the logits' rows come from, read
+only for its shape, so no region is tied to it). The labels, any layout with
+one class per position as the sparse kernel accepts, are reshaped to it; their
+count is checked when the function runs (a ValueError naming both shapes).
 
     %p = reduce_pick(%v, %k) {axes=(1,), keepdims=true} : float32[?0,1]
 
@@ -37,17 +49,51 @@ from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, Sample, apply, regist
 _INT32_MAX = 2**31 - 1
 
 
-def _infer(labels: TensorType, classes: int, axis) -> TensorType:
+def _infer(labels: TensorType, *like: TensorType, classes: int, axis, shape) -> TensorType:
     if labels.dtype == "bool":
         raise DTypeError("labels must be ints (or floats holding ints), got bool")
     if not isinstance(classes, int) or not 0 <= classes <= _INT32_MAX:
         raise ShapeError(f"classes must be an int in [0, 2^31), got {classes!r}")
+    if shape is not None:
+        return TensorType("int32", _placed(labels, like, axis, shape))
+    if like:
+        raise ShapeError("a second input (the shape source) is read only with shape=")
     if axis is None:
         return TensorType("int32", labels.shape)
     if not isinstance(axis, int) or not 0 <= axis <= labels.ndim:
         raise ShapeError(f"axis {axis!r} must be an int in [0, {labels.ndim}] (where the class "
                          f"axis goes in the result of rank {labels.ndim + 1})")
     return TensorType("int32", labels.shape[:axis] + (1,) + labels.shape[axis:])
+
+
+def _placed(labels: TensorType, like: tuple, axis, shape: tuple) -> tuple:
+    """The result shape of the second form: `shape` with ("dim", k) read from like's type."""
+    if len(like) != 1:
+        raise ShapeError(f"shape= needs exactly one shape source input, got {len(like)}")
+    source = like[0]
+    if not isinstance(shape, tuple) or not isinstance(axis, int) or not (
+            0 <= axis < len(shape) and shape[axis] == 1):
+        raise ShapeError(f"shape {shape!r} must be a tuple with 1 at axis {axis!r}")
+    dims = []
+    for item in shape:
+        if isinstance(item, int) and item >= 0:
+            dims.append(item)
+        elif (isinstance(item, tuple) and len(item) == 2 and item[0] == "dim"
+              and isinstance(item[1], int) and 0 <= item[1] < source.ndim):
+            dims.append(source.shape[item[1]])
+        else:
+            raise ShapeError(f"shape entries are ints or (\"dim\", k) with k an axis of the "
+                             f"source of rank {source.ndim}, got {item!r}")
+    dims = tuple(dims)
+    symbolic = [d for d in labels.shape + dims if not isinstance(d, int)]
+    if not symbolic and int(np.prod(labels.shape)) != int(np.prod(dims)):
+        raise ShapeError(f"labels of shape {format_shape(labels.shape)} do not hold one class "
+                         f"per position of the loss, shape {format_shape(_loss(dims, axis))}")
+    return dims
+
+
+def _loss(dims, axis: int) -> tuple:
+    return tuple(dims[:axis]) + tuple(dims[axis + 1:])
 
 
 def out_of_range_error(bad, classes: int) -> ValueError:
@@ -57,16 +103,31 @@ def out_of_range_error(bad, classes: int) -> ValueError:
                       f"[0, {classes})")
 
 
-def _kernel(labels, classes: int, axis):
+def _kernel(labels, *like, classes: int, axis, shape):
     indices = np.asarray(labels)
+    if shape is not None:
+        target = _run_shape(indices, like[0], axis, shape)
     if indices.dtype.kind == "f":
         indices = indices.astype(np.int64)  # truncated, as the sparse kernel's astype
     if indices.size and (indices.min() < 0 or indices.max() >= classes):
         raise out_of_range_error(indices[(indices < 0) | (indices >= classes)].flat[0], classes)
     indices = indices.astype(np.int32)  # in range: exact (and a copy: never the caller's)
+    if shape is not None:
+        return indices.reshape(target)
     if axis is None:
         return indices
     return indices.reshape(indices.shape[:axis] + (1,) + indices.shape[axis:])
+
+
+def _run_shape(labels, source, axis: int, shape: tuple) -> tuple:
+    """The second form's result shape for this call, the labels' count checked against it
+    (the type rule could not: the labels' dims are not the logits')."""
+    dims = tuple(item if isinstance(item, int) else source.shape[item[1]] for item in shape)
+    if labels.size != int(np.prod(dims, dtype=np.int64)):
+        raise ValueError(f"labels of shape {labels.shape} do not hold one class per position "
+                         f"of the loss, shape {_loss(dims, axis)} (the logits' shape without "
+                         f"the class axis {axis})")
+    return dims
 
 
 def _sample(shape, axis, dtype="int32"):
@@ -75,16 +136,31 @@ def _sample(shape, axis, dtype="int32"):
     return Sample((shape,), {"classes": 5, "axis": axis}, dtypes=(dtype,), make=make)
 
 
+def _reshaped_sample(labels_shape, source_shape):
+    def make(rng):
+        return [rng.integers(0, 5, labels_shape).astype(np.float32),
+                rng.standard_normal(source_shape)]
+    attrs = {"classes": 5, "axis": 1, "shape": (("dim", 0), 1)}
+    return Sample((labels_shape, source_shape), attrs, dtypes=("float32", "float64"),
+                  make=make, symbolic=False)
+
+
 register(OpDef(
     "class_indices", "nn", infer=_infer, kernel=_kernel,
-    attrs={"classes": REQUIRED, "axis": REQUIRED}, grad=NOT_DIFFERENTIABLE,
-    samples=(_sample((3,), 1), _sample((2, 3), 1, "float32"), _sample((3, 1), None, "int64")),
+    attrs={"classes": REQUIRED, "axis": REQUIRED, "shape": None}, grad=NOT_DIFFERENTIABLE,
+    samples=(_sample((3,), 1), _sample((2, 3), 1, "float32"), _sample((3, 1), None, "int64"),
+             _reshaped_sample((3, 1), (3, 2))),
     doc="Labels as int32 class indices, range-checked against [0, classes) (ValueError "
-        "otherwise), with a size-1 class axis inserted at `axis` (None: already there)."))
+        "otherwise), with a size-1 class axis inserted at `axis` (None: already there); "
+        "with `shape` (ints or (\"dim\", k) of a second input), reshaped to it, their count "
+        "checked when the function runs."))
 
 
-def class_indices(labels, classes: int, axis):
-    return apply("class_indices", [labels], classes=int(classes), axis=axis)
+def class_indices(labels, classes: int, axis, shape=None, like=None):
+    """Labels as int32 class indices (see the module docstring); `like`, the shape source
+    that `shape`'s ("dim", k) entries read, only with `shape`."""
+    inputs = [labels] if like is None else [labels, like]
+    return apply("class_indices", inputs, classes=int(classes), axis=axis, shape=shape)
 
 
 # --- reduce_pick and its gradient ----------------------------------------------------------------
