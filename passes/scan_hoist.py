@@ -30,14 +30,18 @@ from ..ir.ops.registry import REGISTRY, make_node
 from ..ir.rewrite import build
 from ..ir.shapes import same_shape
 from ..ir.types import TensorType
+from .decompose import decompose
 from .scan_parts import ScanParts, rewrite_scans
 
 INVARIANT, STEP, LOOP = "invariant", "step", "loop"
 
 
 def hoist_scan_work(graph: Graph) -> Graph:
-    """`graph` with every scan's carry-independent body work moved before the loop."""
-    return rewrite_scans(graph, _hoist)
+    """`graph` with every scan's carry-independent body work moved before the loop.
+
+    Bodies are decomposed first (passes/decompose.py), so that macro ops such as
+    Keras' bias_add are the elementwise ops this pass knows how to lift."""
+    return rewrite_scans(graph, _hoist, body_pass=decompose)
 
 
 def _hoist(parts: ScanParts, used: set) -> bool:

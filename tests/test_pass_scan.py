@@ -445,3 +445,21 @@ def test_the_pipeline_verifies_after_each_pass_on_an_rnn_gradient():
     optimized = run_pipeline(graph, check=True)
     scans = [n for n in optimized.nodes if n.op.name == "scan"]
     assert len(scans) == 2 and all(n.attrs["num_carries"] <= 2 for n in scans)
+
+
+def test_keras_bias_add_in_a_step_is_lifted_with_its_product():
+    """Bodies are decomposed first: bias_add on the last axis is an add, lifted with x_t W."""
+    text = RNN.replace("graph @f(%xs, %h0, %w, %u) {", "graph @f(%xs, %h0, %w, %u, %b) {\n  "
+                       + _placeholder("b", "float32[4]")).replace(
+        "scan(%xs, %h0, %w, %u) {body=graph @body(%x, %c, %wi, %ui) {",
+        "scan(%xs, %h0, %w, %u, %b) {body=graph @body(%x, %c, %wi, %ui, %bi) {\n    "
+        + _placeholder("bi", "float32[4]")).replace(
+        "    %a = add(%xw, %hu) : float32[3,4]",
+        "    %xb = bias_add(%xw, %bi) {axis=1} : float32[3,4]\n"
+        "    %a = add(%xb, %hu) : float32[3,4]")
+    result = hoist_scan_work(parse(text))
+    verify(result)
+    body = result.nodes[-1].attrs["body"]
+    assert [n.op.name for n in body.nodes if not n.op.leaf] == ["dot", "add", "tanh"]
+    assert "add(%0, %b) : float32[5,3,4]" in result.to_text(locations=False)
+    _same_numbers(hoist_scan_work, text)
