@@ -85,8 +85,7 @@ class FusedKernel:
                     _SHARED.clear()
                 _SHARED[shared_key] = plan
         # this node's own body nodes (and so its users' lines) for the plan's lines
-        nodes = self.body.nodes
-        self.line_nodes[plan.filename] = {line: nodes[k] for line, k in plan.positions.items()}
+        self.line_nodes[plan.filename] = plan.lines_in(self.body)
         if len(self.plans) >= _PLAN_CACHE_LIMIT:
             self.plans.clear()
         self.plans[key] = plan.run
@@ -124,8 +123,16 @@ class _Plan:
         exec(compile(source, self.filename, "exec"), env)
         self.run = env["run"]
         self.source = source
+        self.body, self.line_nodes = body, line_nodes
         position = {node: k for k, node in enumerate(body.nodes)}
         self.positions = {line: position[node] for line, node in line_nodes.items()}
+
+    def lines_in(self, body) -> dict:
+        """line -> node of `body` (of this structure) that the line computes."""
+        if body is self.body:  # fusion gives equal regions one body: most calls
+            return self.line_nodes
+        nodes = body.nodes
+        return {line: nodes[k] for line, k in self.positions.items()}
 
 
 _SHARED: dict = {}  # (structure key, input shapes, donated inputs) -> _Plan
