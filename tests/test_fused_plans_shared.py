@@ -96,3 +96,20 @@ def test_equal_regions_share_one_body_object_and_regions_at_other_lines_do_not()
     fn = K.function([y, z], [first, second], backend="numpy")
     fused = [n for n in fn.ir.nodes if n.op.name == "fused"]
     assert len(fused) == 2 and fused[0].attrs["body"] is not fused[1].attrs["body"]
+
+
+def test_the_llvm_lowering_plans_one_region_per_shared_body():
+    x = K.placeholder((None, 8), name="x")
+    rng = np.random.default_rng(1)
+    arrays = [rng.normal(0, 0.3, (8, 8)).astype(np.float32) for _ in range(3)]
+    h = x
+    for a in arrays:
+        h = K.tanh(K.dot(h, K.variable(a)) + 1.0)  # three equal regions (one line)
+    fn = K.function([x], [h], backend="llvm")
+    regions = list(fn.lowering.regions.values())
+    assert len(regions) == 3 and len({id(r) for r in regions}) == 1
+    data = rng.normal(size=(300, 8)).astype(np.float32)
+    want = data
+    for a in arrays:
+        want = np.tanh(want @ a + 1.0)
+    np.testing.assert_allclose(fn([data])[0], want, rtol=2e-5, atol=2e-6)
