@@ -98,7 +98,7 @@ class FusedKernel:
         self._outputs = [k for k, slot in enumerate(self.plan.slots) if slot.kind == "output"]
         self._pointers = ctypes.c_void_p * len(self.plan.slots)
         self._prepared: dict = {}
-        self._on_numpy: set = set()  # input shapes the cost model sent to NumPy
+        self._on_numpy: dict = {}  # input shapes the cost model sent to NumPy -> its plan
         self._functions: dict = {}
         # Inputs the caller no longer needs (the memory plan, codegen/memory_plan.py): the
         # output may be written into one of them rather than into fresh memory (page faults
@@ -111,12 +111,16 @@ class FusedKernel:
 
     # --- the call -------------------------------------------------------------------
     def __call__(self, *given):
-        if self._on_numpy:  # input shapes the cost model gave to NumPy: straight there (the
-            try:  # driver passes each input in its declared dtype, as the checks below want)
-                if tuple([a.shape for a in given]) in self._on_numpy:
-                    return self._numpy(*given)
+        if self._on_numpy:  # input shapes the cost model gave to NumPy: straight to its plan
+            try:  # (the driver passes each input in its declared dtype, as checked below)
+                run = self._on_numpy.get(tuple([a.shape for a in given]))
             except AttributeError:  # not arrays: checked below
-                pass
+                run = None
+            if run is not None:
+                try:
+                    return run(*given)
+                except Exception as error:
+                    raise self._numpy._explain(error) from error
         arrays = [a if a.__class__ is np.ndarray and a.dtype is dtype and a.ndim == ndim
                   and a.flags.aligned else self._checked(k, a)
                   for k, (a, (dtype, ndim)) in enumerate(zip(given, self._inputs))]
@@ -130,8 +134,9 @@ class FusedKernel:
             self._prepared[key] = prepared
             if prepared.why == _COST and all(a is b for a, b in zip(arrays, given)):
                 # decided from the shapes alone (cost.py), for arrays that needed no checks
-                self.numpy_kernel  # noqa: B018 -- made before another thread may take the path
-                self._on_numpy.add(tuple([a.shape for a in arrays]))
+                # (the NumPy kernel's plan for these shapes, codegen/fused_numpy.py)
+                self._on_numpy[tuple([a.shape for a in arrays])] = \
+                    self.numpy_kernel._plan_for(arrays)
         if prepared.run is None:
             return self.numpy_kernel(*arrays)
         buffers = self._buffers(arrays, prepared.recipe)
