@@ -23,6 +23,7 @@ import numpy as np
 from ..ir.graph import Graph
 from ..ir.ops.fused import allowed_in_body
 from ..ir.ops.leaf import placeholder
+from ..ir.ops.registry import REGISTRY, make_node
 from ..ir.rewrite import attrs_key, build, clone
 from ..ir.shapes import SymDim
 
@@ -31,6 +32,7 @@ INLINE_CONSTANT_ELEMENTS = 64  # larger constants are passed in rather than copi
 _SEARCH_LIMIT = 4096  # nodes a cycle check visits before it refuses a merge (stays correct)
 _MERGE_SCAN_LIMIT = 512  # members whose inputs a merge of several regions may check
 _FREE_OPS = ("stop_gradient", "broadcast_like")  # no work of their own: a region needs more
+FUSED = REGISTRY["fused"]
 
 
 def fuse_elementwise(graph: Graph) -> Graph:
@@ -267,14 +269,17 @@ def _emit_region(members: list, used: set, mapping: dict, bodies: dict) -> None:
     results = [m.outputs[0] for m in members if m.outputs[0] in used]
     key = _region_key(members, outside_inputs, outer, results)
     body = bodies.get(key) if key is not None else None
-    if body is None:
-        params = {v: placeholder(o.type, name=f"in{k}", location=v.location)
-                  for k, (v, o) in enumerate(zip(outside_inputs, outer))}
-        body = Graph(list(params.values()), _copy_members(members, params, results),
-                     name="fused")
-        if key is not None:
-            bodies[key] = body
     root = members[-1]
+    if body is not None:  # checked when first built; the outputs keep this region's types
+        fused = make_node(FUSED, outer, {"body": body}, [v.type for v in results],
+                          root.location)
+        mapping.update(zip(results, fused if isinstance(fused, tuple) else (fused,)))
+        return
+    params = {v: placeholder(o.type, name=f"in{k}", location=v.location)
+              for k, (v, o) in enumerate(zip(outside_inputs, outer))}
+    body = Graph(list(params.values()), _copy_members(members, params, results), name="fused")
+    if key is not None:
+        bodies[key] = body
     fused = build("fused", outer, {"body": body}, root.location)
     mapping.update(zip(results, fused))
 
