@@ -348,3 +348,21 @@ def test_keras_target_with_the_wrong_row_count_names_the_op_and_shapes(lowering)
     with pytest.raises(ValueError, match=r"class_indices at .*test_decompose_labels\.py:\d+: "
                                          r"labels of shape \(3, 1\) .* loss, shape \(4,\)"):
         fn([np.zeros((4, 6), np.float32), np.zeros((3, 1), np.float32)])
+
+
+@pytest.mark.parametrize("keepdims", [True, False])
+def test_reduce_pick_with_every_index_inside_matches_the_masked_path(keepdims):
+    """All indices in range (what class_indices guarantees) take a path without the mask; it
+    gives what the masked path gives, -0 picked as +0 included."""
+    from graphk.ir.ops.labels import _pick_kernel
+    v = np.array([[-0.0, 1.5, 2.0], [3.0, -0.0, 4.0]], np.float32)
+    inside = np.array([[0], [1]], np.int32)
+    got = _pick_kernel(v, inside, (1,), keepdims)
+    assert np.signbit(got).sum() == 0 and got.tolist() == ([[0.0], [0.0]] if keepdims
+                                                             else [0.0, 0.0])
+    mixed = np.array([[2], [3]], np.int32)  # one outside: the masked path, 0 there
+    assert _pick_kernel(v, mixed, (1,), keepdims).reshape(-1).tolist() == [2.0, 0.0]
+    v3 = rng.standard_normal((2, 4, 3))
+    k3 = rng.integers(0, 4, (2, 1, 3)).astype(np.int64)
+    want = np.take_along_axis(v3, k3, 1)
+    np.testing.assert_array_equal(_pick_kernel(v3, k3, (1,), True), want)

@@ -38,6 +38,8 @@ put at k into zeros shaped like v.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dtypes import DTypeError, is_integer
@@ -123,7 +125,7 @@ def _run_shape(labels, source, axis: int, shape: tuple) -> tuple:
     """The second form's result shape for this call, the labels' count checked against it
     (the type rule could not: the labels' dims are not the logits')."""
     dims = tuple(item if isinstance(item, int) else source.shape[item[1]] for item in shape)
-    if labels.size != int(np.prod(dims, dtype=np.int64)):
+    if labels.size != math.prod(dims):  # math.prod: np.prod of a tuple costs ~3 us a call
         raise ValueError(f"labels of shape {labels.shape} do not hold one class per position "
                          f"of the loss, shape {_loss(dims, axis)} (the logits' shape without "
                          f"the class axis {axis})")
@@ -192,8 +194,15 @@ def _inside(v, k, axis):
 
 def _pick_kernel(v, k, axes, keepdims):
     axis = axes[0]
+    n = v.shape[axis]
+    if k.size and n and k.shape == v.shape[:axis] + (1,) + v.shape[axis + 1:] \
+            and k.min() >= 0 and k.max() < n:
+        # Every index inside (class_indices checked them): no mask to broadcast and apply,
+        # about half the kernel's time for a Keras batch (32 rows of 10 classes).
+        picked = np.take_along_axis(v, k.astype(np.intp, copy=False), axis) + v.dtype.type(0)
+        return picked if keepdims else np.squeeze(picked, axis)
     index, inside = _inside(v, k, axis)
-    if v.shape[axis]:
+    if n:
         picked = np.take_along_axis(v, index, axis) + v.dtype.type(0)  # -0 picks give +0
     else:
         picked = np.zeros(index.shape, v.dtype)
