@@ -325,8 +325,10 @@ def _copy_members(members: list, params: dict, results: list) -> list:
 def _used_outside(graph: Graph, region_of: dict) -> set:
     """Values read outside the region that computes them, returned, or stored by an update."""
     used = set(graph.outputs) | {v for pair in graph.updates for v in pair}
+    region = region_of.get
     for node in graph.nodes:
-        home = region_of.get(node)
-        used.update(v for v in node.inputs if region_of.get(v.node, home) != home
-                    or (home is None and v.node in region_of))
+        home = region(node)
+        for value in node.inputs:  # a producer outside every region counts as at home
+            if region(value.node, home) != home:
+                used.add(value)
     return used
