@@ -173,7 +173,7 @@ def _emit_nodes(program: _Program) -> None:
             _emit_leaf(program, node, fed, reads[value] == 1 and value not in kept)
             continue
         args = [pending.pop(v, None) or program.names[v] for v in node.inputs]
-        bound = _kernel(program, node, used)
+        bound = _kernel(program, node, used, private=node in in_place or node in donated)
         if node in donated and (isinstance(bound, FusedKernel)
                                 or getattr(bound, "lowering", None) == "llvm"):
             bound.donate = frozenset(donated[node].values())
@@ -232,8 +232,9 @@ def _call_lines(kernel: str, args: list, node) -> list:
     return lines
 
 
-def _kernel(program: _Program, node, used: set) -> Callable:
-    """The callable that runs `node`, from kernel_for if it gives one, else NumPy's."""
+def _kernel(program: _Program, node, used: set, private: bool = False) -> Callable:
+    """The callable that runs `node`, from kernel_for if it gives one, else NumPy's; shared
+    with nodes alike unless `private` (codegen sets per-node flags on it)."""
     op = node.op
     if program.kernel_for is not None:
         custom = program.kernel_for(node)
@@ -246,7 +247,7 @@ def _kernel(program: _Program, node, used: set) -> Callable:
     if op.lower is not None:  # a loop: its kernel runs compiled bodies
         needed = tuple(v in used for v in node.outputs)
         return op.lower(node, _subgraph_compiler(program.kernel_for), needed)
-    if op.make_kernel is not None or not op.pure:  # state of its own (random draws, ...)
+    if private or op.make_kernel is not None or not op.pure:  # state of its own (random...)
         return op.bound_kernel(node.attrs)
     key = attrs_key(node.attrs)
     if key is None:
