@@ -183,14 +183,20 @@ def small_integer_power(node: Node, inputs: tuple, facts: Facts):
 
 
 def uniform_constant_as_scalar(node: Node, inputs: tuple, facts: Facts):
-    """op(x, full(c)) -> op(x, c): a constant of one repeated value becomes a scalar where
-    the other operands alone broadcast to the result's shape"""
+    """op(x, full(c)) -> op(x, c): a constant of one repeated value (or one spread by
+    broadcast_like or unreduce) becomes a scalar where the other operands alone broadcast
+    to the result's shape"""
     if not node.op.elementwise or len(inputs) < 2:
         return None
     out = node.outputs[0]
     for position, value in enumerate(inputs):
         array = constant_value(value)
-        if array is None or array.ndim == 0:
+        if array is None and value.node.op.name in ("broadcast_like", "unreduce"):
+            array = constant_value(value.node.inputs[0])  # autodiff's seed of 1, spread
+            value = value.node.inputs[0] if array is not None else value
+        elif array is not None and array.ndim == 0:
+            continue
+        if array is None:
             continue
         element = uniform_constant(value)
         others = [v.type.shape for k, v in enumerate(inputs) if k != position]

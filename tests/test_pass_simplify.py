@@ -108,6 +108,23 @@ def test_uniform_vector_constant_becomes_a_scalar():
                _graph(_const("c", "0.25") + "\n  %r = mul(%x, %c) : " + F))
 
 
+def test_a_broadcast_seed_of_one_disappears():
+    """autodiff's cotangent of sum(x * y) is unreduce(1.0, x) * y (broadcast_like(1.0, x)
+    * y after decomposition): that is y."""
+    check_pass(simplify,
+               _graph(_const("c", "1.0") + "\n  %b = broadcast_like(%c, %x) : " + F
+                      + "\n  %r = mul(%b, %y) : " + F, inputs="%x, %y", y_type=F),
+               _graph("", out="%y", inputs="%x, %y", y_type=F))
+    check_pass(simplify,
+               _graph(_const("c", "1.0") + "\n  %b = unreduce(%c, %x) {axes=(0, 1), "
+                      "keepdims=false} : " + F + "\n  %r = mul(%b, %y) : " + F,
+                      inputs="%x, %y", y_type=F),
+               _graph("", out="%y", inputs="%x, %y", y_type=F))
+    unchanged(simplify,  # the broadcast sets the shape: it stays
+              _graph(_const("c", "1.0") + "\n  %b = broadcast_like(%c, %x) : " + F
+                     + "\n  %r = mul(%b, %y) : " + F, inputs="%x, %y", y_type="float32[3]"))
+
+
 def test_uniform_constant_that_sets_the_shape_stays():
     unchanged(simplify, _graph(_const("c", "[0.25, 0.25, 0.25]", shape="3")
                                + "\n  %r = mul(%x, %c) : float32[3]", x_type="float32[]"))
