@@ -32,9 +32,11 @@ Keras 2.3.1 on TensorFlow for comparison (a separate venv, since TF 2.x wants Ke
   /work/tfvenv/bin/pip install --no-deps keras==2.3.1
   /work/tfvenv/bin/pip install keras-applications keras-preprocessing h5py scipy pyyaml six
   /work/tfvenv/bin/python benchmarks/keras_digits.py --backend tensorflow
-Side by side on a shared machine: alternate the graphk and TensorFlow commands a few
-times with the same `--modes pinned --core N --nice -20` (N a core the others' jobs are
-not pinned to) and take the median of the per-round cpu/ep ratios.
+Side by side on a shared machine, in one command: every round runs graphk's children, then
+the same modes and models under the other venv's Python and backend, and the summary gives
+the median of the per-round cpu/ep ratios (a disturbance of the machine hits both alike):
+  .venv/bin/python benchmarks/keras_digits.py --modes pinned --core 1 --nice -20 \
+      --models cnn,bn --rounds 5 --against /work/tfvenv/bin/python:tensorflow
 The small patches Keras 2.3.1's TensorFlow backend needs on TF 2.x graph mode
 live in `_patch_tensorflow` below (never in graphk).
 """
@@ -217,7 +219,9 @@ def _spin(nice: int) -> None:
         pass
 
 
-def _run_mode(args, mode: str) -> list:
+def _run_mode(args, mode: str, python: str = "", backend: str = "") -> list:
+    """One child (one fresh process) running `mode`: this interpreter and --backend, or
+    `python` with `backend` (the --against side; graphk-only options are left out)."""
     import multiprocessing
     environment = dict(os.environ)
     if mode.startswith("pinned"):
@@ -227,13 +231,14 @@ def _run_mode(args, mode: str) -> list:
         spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(args.nice,),
                                                                daemon=True)
         spinner.start()
-    command = [sys.executable, os.path.abspath(__file__), "--child", "--mode", mode,
-               "--backend", args.backend, "--models", args.models, "--core", str(args.core)]
+    command = [python or sys.executable, os.path.abspath(__file__), "--child", "--mode", mode,
+               "--backend", backend or args.backend, "--models", args.models,
+               "--core", str(args.core)]
     if args.epochs:
         command += ["--epochs", str(args.epochs)]
-    if args.blas_default:
+    if args.blas_default and not python:
         command += ["--blas-default"]
-    if args.lowering:
+    if args.lowering and not python:
         command += ["--lowering", args.lowering]
     try:
         done = subprocess.run(command, env=environment, capture_output=True, text=True,
@@ -261,7 +266,7 @@ def _print_medians(rounds: dict) -> None:
         median = {key: statistics.median(r[key] for r in results)
                   for key in ("epoch", "first", "cpu_per_epoch", "accuracy")}
         _print_row(mode, dict(median, model=model))
-    modes = {mode for mode, _ in rounds}
+    modes = {mode for mode, _ in rounds if not mode.endswith("@")}  # @: the --against side
     for mode in sorted(modes - {"pinned"}) if "pinned" in modes else ():
         ratios = []
         for (other, model), results in rounds.items():
@@ -270,6 +275,12 @@ def _print_medians(rounds: dict) -> None:
                 ratios.append(f"{model} " + "{:.2f}".format(statistics.median(
                     r["epoch"] / p["epoch"] for r, p in zip(results, pinned))))
         print(f"{mode} / pinned, median of per-round ratios: {', '.join(ratios)}")
+    for (mode, model), results in rounds.items():
+        other = rounds.get((mode + "@", model))
+        if other:
+            ratios = [r["cpu_per_epoch"] / o["cpu_per_epoch"] for r, o in zip(results, other)]
+            print(f"{mode} {model}: cpu/ep against --against, per round "
+                  f"{' '.join(f'{x:.2f}' for x in ratios)}, median {statistics.median(ratios):.2f}")
 
 
 def main() -> None:
@@ -292,6 +303,10 @@ def main() -> None:
                              "backend keyword); empty: graphk's default")
     parser.add_argument("--core", type=int, default=0,
                         help="the core the pinned modes run on (the spinner holds the last)")
+    parser.add_argument("--against", default="",
+                        help="PYTHON:BACKEND (e.g. /work/tfvenv/bin/python:tensorflow): each "
+                             "round also runs the modes there (rows marked @); the summary "
+                             "gives the per-round cpu/ep ratios")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="default", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -302,13 +317,18 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.2f}, nice {args.nice}")
     print(f"{'mode':12s} {'model':5s} {'s/epoch':>8s} {'first':>7s} {'cpu/ep':>7s} "
           f"{'accuracy':>8s}")
+    against = args.against.rsplit(":", 1) if args.against else None
+    if against is not None and len(against) != 2:
+        raise SystemExit("--against takes PYTHON:BACKEND, e.g. /work/tfvenv/bin/python:tensorflow")
     rounds: dict = {}
     for _ in range(args.rounds):
         for mode in args.modes.split(","):
-            for result in _run_mode(args, mode):
-                _print_row(mode, result)
-                rounds.setdefault((mode, result["model"]), []).append(result)
-    if args.rounds > 1:
+            sides = [("", "", mode)] + ([(*against, mode + "@")] if against else [])
+            for python, backend, label in sides:
+                for result in _run_mode(args, mode, python, backend):
+                    _print_row(label, result)
+                    rounds.setdefault((label, result["model"]), []).append(result)
+    if args.rounds > 1 or against:
         _print_medians(rounds)
 
 
