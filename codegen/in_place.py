@@ -10,15 +10,19 @@ such nodes) lets the node's kernel do so (`kernel.in_place = True`) only when
 - the first input is a variable's value and the node's result is exactly
   that variable's update (stored once, not returned, not another update);
 - no node later in the program reads the variable or a view of it, none of
-  them is returned or stored, and the other inputs are not views of it.
+  them is returned or stored, and the other inputs are not views of it;
+- the node stands in the program's trailing block: every node after it is a
+  leaf or another such update. All other work of the call has then run, so
+  a call that fails in any other kernel has written nothing in place (a
+  failed call loses no state). Inside the block a kernel checks its operands
+  before writing and writes nothing when they do not fit; since the graph's
+  shapes were checked when it was built and the feeds when the call began,
+  operands that do not fit would take a broken invariant, not a bad feed.
 
 Functions compiled with a kernel wrapper (nan_guard, profile) never write in
-place: a guarded call that fails must leave every variable unchanged. In an
-unguarded call, an error raised by a kernel that runs after an in-place
-update (they are the graph's last work, so this takes an exceptional
-failure) leaves that variable updated. Calls of one function from several
-threads see the weights change in place mid-step, as any lock-free update
-does (TensorFlow's default).
+place: a guarded call that fails must leave every variable unchanged. Calls
+of one function from several threads see the weights change in place
+mid-step, as any lock-free update does (TensorFlow's default).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ IN_PLACE_OPS = frozenset({"matmul_update"})
 
 def in_place_nodes(graph: Graph) -> set:
     """Nodes (of IN_PLACE_OPS) whose kernel may overwrite their first input."""
-    candidates = [n for n in graph.nodes if n.op.name in IN_PLACE_OPS]
+    candidates = _trailing_updates(graph)
     if not candidates:
         return set()
     position = {node: i for i, node in enumerate(graph.nodes)}
@@ -56,6 +60,17 @@ def in_place_nodes(graph: Graph) -> set:
             continue
         chosen.add(node)
     return chosen
+
+
+def _trailing_updates(graph: Graph) -> list:
+    """The IN_PLACE_OPS nodes after which the program runs only leaves and nodes like them."""
+    trailing = []
+    for node in reversed(graph.nodes):
+        if node.op.name in IN_PLACE_OPS:
+            trailing.append(node)
+        elif not node.op.leaf:
+            break
+    return trailing
 
 
 def _views_of(graph: Graph, value: Value) -> set:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from graphk import backend as K
+from graphk.codegen.in_place import in_place_nodes
 from graphk.ir.ops import blas_gemm
 from graphk.passes.matmul_update import fold_products_into_updates
 from test_pass_helpers import check_pass, unchanged
@@ -155,6 +156,26 @@ def test_a_guarded_step_that_fails_changes_no_variable():
     with pytest.raises(FloatingPointError):
         fn([bad, np.ones((8, 4), np.float32)])
     np.testing.assert_array_equal(K.get_value(w), 1)
+
+
+def test_a_step_failing_after_its_product_changes_no_variable():
+    """Work after a weight update (here another update's gather, fed an index out of range)
+    keeps the update out of place: the failed call leaves the weights as they were."""
+    x, d = K.placeholder((None, 3)), K.placeholder((None, 4))
+    index = K.placeholder((None,), dtype="int32")
+    w = K.variable(np.ones((3, 4), np.float32))
+    v = K.variable(np.zeros((), np.float32))
+    table = K.constant(np.arange(5, dtype=np.float32))
+    fn = K.function([x, d, index], [K.sum(d)],
+                    updates=[K.update(w, w - 0.1 * K.dot(K.transpose(x), d)),
+                             K.update(v, v + K.sum(K.gather(table, index)))], **BACKEND)
+    assert in_place_nodes(fn.ir) == set(), fn.ir
+    ones = np.ones((8, 3), np.float32), np.ones((8, 4), np.float32)
+    with pytest.raises(IndexError, match="gather"):
+        fn([*ones, np.array([7], np.int32)])
+    np.testing.assert_array_equal(K.get_value(w), 1)
+    fn([*ones, np.array([1], np.int32)])
+    np.testing.assert_allclose(K.get_value(w), 1 - 0.1 * 8, rtol=1e-6)
 
 
 def test_sums_with_a_product_in_loop_bodies():
