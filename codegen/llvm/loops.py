@@ -89,6 +89,23 @@ def loop_hints(module: ir.Module, interleave: int):
     return loop_id
 
 
+# Elements per step of a flat kernel's main loop: a multiple of every vector width
+# (16 float32 lanes with AVX-512), so that loop needs no masked tail (kernel.emit_flat)
+WHOLE_VECTORS = 16
+
+
+def scalar_loop(module: ir.Module):
+    """A fresh loop ID that keeps a loop scalar: the few elements after a flat kernel's
+    whole vectors, not worth a second (masked) vector copy of the body to compile."""
+    off = module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"),
+                               ir.Constant(ir.IntType(1), 0)])
+    number = getattr(module, "_graphk_loops", 0)
+    module._graphk_loops = number + 1
+    loop_id = module.add_metadata([ir.MetaDataString(module, f"graphk.loop.{number}")])
+    loop_id.operands = (loop_id, off)
+    return loop_id
+
+
 def prefetch_lines(b: ir.IRBuilder, module: ir.Module, row, count, itemsize: int,
                    element_type: ir.Type) -> None:
     """Prefetch (for reading, into all cache levels) the lines of `count` elements at `row`.

@@ -170,8 +170,12 @@ class Emitter:
 
     def clamp(self, x, lo: float, hi: float):
         """x limited to [lo, hi]; NaN stays NaN (the compares are ordered)."""
-        x = self.select(self.cmp("<", x, self.c(lo)), self.c(lo), x)
+        x = self.clamp_below(x, lo)
         return self.select(self.cmp(">", x, self.c(hi)), self.c(hi), x)
+
+    def clamp_below(self, x, lo: float):
+        """max(x, lo); NaN stays NaN."""
+        return self.select(self.cmp("<", x, self.c(lo)), self.c(lo), x)
 
     # -- bit patterns ----------------------------------------------------------------
     def bits(self, x):
@@ -189,6 +193,15 @@ class Emitter:
     def round_to_int(self, x):
         """(rint(x) as a float, rint(x) as an integer) for |x| < 2^(mantissa-1)."""
         shifted = self.add(x, self.c(self.magic))
+        as_float = self.sub(shifted, self.c(self.magic))
+        as_int = self.b.sub(self.bits(shifted), self.bits(self.c(self.magic)))
+        return as_float, as_int
+
+    def round_product_to_int(self, x, scale: float):
+        """round_to_int(x * scale) in one fma less: x * scale + magic rounds once, so n
+        is the nearest integer to x * scale itself (ties aside) instead of to its
+        rounding; callers reduce by n exactly either way (|x * scale| < 2^(mantissa-1))."""
+        shifted = self.fma(x, self.c(scale), self.c(self.magic))
         as_float = self.sub(shifted, self.c(self.magic))
         as_int = self.b.sub(self.bits(shifted), self.bits(self.c(self.magic)))
         return as_float, as_int

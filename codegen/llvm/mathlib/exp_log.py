@@ -30,25 +30,28 @@ EXPM1_LOW = {"float32": -20.0, "float64": -40.0}
 def reduce_ln2(em: Emitter, x):
     """(n as float, n as int, r) with x = n ln2 + r, |r| <= ln2/2 (x already clamped)."""
     hi, lo = ln2_parts(em)
-    n_float, n_int = em.round_to_int(em.mul(x, em.c(LOG2E)))
+    n_float, n_int = em.round_product_to_int(x, LOG2E)
     r = em.fma(em.neg(n_float), em.c(hi), x)   # exact: n*hi exact, Sterbenz
     r = em.fma(em.neg(n_float), em.c(lo), r)
     return n_float, n_int, r
 
 
 def exp_of_reduced(em: Emitter, r, key: str = "exp"):
-    """e^r for |r| <= ln2/2: 1 + (r + r^2 P(r)), P the fitted polynomial `key`."""
-    r2 = em.mul(r, r)
-    return em.add(em.c(1.0), em.fma(r2, em.fitted(key, r), r))
+    """e^r for |r| <= ln2/2: 1 + r (1 + r P(r)), P the fitted polynomial `key`."""
+    return em.fma(r, em.fma(em.fitted(key, r), r, em.c(1.0)), em.c(1.0))
 
 
 def exp(em: Emitter, x, key: str = "exp"):
     """e^x; `key` picks the polynomial ("exp_wide": float64 code for float32 results)."""
     lo, hi = EXP_LIMITS[em.dtype]
-    clamped = em.clamp(x, lo, hi)
+    return exp_of_clamped(em, em.clamp(x, lo, hi), key)
+
+
+def exp_of_clamped(em: Emitter, clamped, key: str = "exp"):
+    """e^x for x already within EXP_LIMITS (or NaN). A NaN needs no select of its own:
+    the clamp's ordered compares keep it, and every step after propagates it."""
     _, n_int, r = reduce_ln2(em, clamped)
-    result = em.ldexp(exp_of_reduced(em, r, key), n_int)
-    return em.select(em.isnan(x), x, result)
+    return em.ldexp(exp_of_reduced(em, r, key), n_int)
 
 
 def expm1_of_reduced(em: Emitter, r):

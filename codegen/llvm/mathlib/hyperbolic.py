@@ -10,7 +10,8 @@ relative accuracy down to subnormal results. softplus(x) = np.logaddexp(0, x)
 from __future__ import annotations
 
 from .emit import Emitter
-from .exp_log import exp, expm1_core, log1p
+from .coefficients import COEFFICIENTS
+from .exp_log import EXP_LIMITS, LOG2E, exp, exp_of_clamped, ln2_parts, log1p
 
 TANH_CAP = 20.0  # tanh(20) = 1 - 8e-18: rounds to 1 in float32 and float64
 
@@ -18,12 +19,36 @@ TANH_CAP = 20.0  # tanh(20) = 1 - 8e-18: rounds to 1 in float32 and float64
 def tanh(em: Emitter, x):
     magnitude = em.abs(x)
     capped = em.select(em.cmp(">", magnitude, em.c(TANH_CAP)), em.c(TANH_CAP), magnitude)
-    e = expm1_core(em, em.add(capped, capped))   # 0 <= 2|x| <= 40: no clamps needed
-    return em.copysign(em.div(e, em.add(e, em.c(2.0))), x)
+    half_e = half_expm1_double(em, capped)   # e/2 with e = expm1(2|x|), 0 <= 2|x| <= 40
+    # e/(e + 2) = (e/2)/(e/2 + 1): the same rounded operands scaled by 1/2, so the same
+    # quotient, without doubling
+    return em.copysign(em.div(half_e, em.add(half_e, em.c(1.0))), x)
+
+
+def half_expm1_double(em: Emitter, y):
+    """expm1(2y)/2 for 0 <= y <= TANH_CAP (or NaN), bit for bit exp_log.expm1_core(2y)/2.
+
+    Every step is expm1_core's on 2y scaled by a power of two, which rounds alike: the
+    reduction 2y = n ln2 + 2s runs on y with ln2/2 (n from y * 2 log2(e)), and the
+    polynomial in r = 2s uses coefficients c_i 2^(i+3), so the doubling of y costs no
+    instruction."""
+    hi, lo = ln2_parts(em)
+    n_float, n_int = em.round_product_to_int(y, 2 * LOG2E)
+    s = em.fma(em.neg(n_float), em.c(hi / 2), y)    # exact, as in reduce_ln2
+    s = em.fma(em.neg(n_float), em.c(lo / 2), s)
+    first, step, center, coefficients, _ = COEFFICIENTS[("expm1", em.dtype)]
+    assert (first, step, center) == (3, 1, 0.0), "expm1's fit changed its form"
+    s2 = em.mul(s, s)                                # r^2 / 4
+    poly = em.poly(s, [c * 2.0 ** (i + 3) for i, c in enumerate(coefficients)])
+    tail = em.fma(em.mul(s2, s), poly, em.add(s2, s2))   # r^3 P(r) + r^2 / 2
+    p = em.fma(s, em.c(2.0), tail)                   # expm1(r) = r + tail
+    half_scale = em.pow2(em.b.sub(n_int, em.ci(1)))
+    return em.fma(half_scale, p, em.sub(half_scale, em.c(0.5)))
 
 
 def sigmoid(em: Emitter, x):
-    e = exp(em, em.neg(em.abs(x)))
+    # -|x| <= 0 needs only the lower clamp
+    e = exp_of_clamped(em, em.clamp_below(em.neg(em.abs(x)), EXP_LIMITS[em.dtype][0]))
     numerator = em.select(em.cmp(">=", x, em.c(0.0)), em.c(1.0), e)
     return em.div(numerator, em.add(em.c(1.0), e))
 
