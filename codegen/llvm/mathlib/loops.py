@@ -13,13 +13,15 @@ import llvmlite.ir as ir
 import numpy as np
 
 from .. import target
+from ..loops import WHOLE_VECTORS, for_range, scalar_loop
 from . import MATH_FUNCTIONS, declare_math
 from .emit import Emitter
 
 
 def loop_module(name: str, dtype: str) -> ir.Module:
-    """void @kernel(T* noalias x0, [T* noalias x1,] T* noalias out, i64 n): a plain
-    counted loop writing out[i] = name(x0[i], ...)."""
+    """void @kernel(T* noalias x0, [T* noalias x1,] T* noalias out, i64 n): counted
+    loops writing out[i] = name(x0[i], ...), over whole vectors and then a scalar rest,
+    as the flat region kernels do (kernel.emit_flat: no masked AVX-512 tail)."""
     arity = MATH_FUNCTIONS[name][0]
     module = target.new_module(f"mathlib_{name}_{dtype}")
     float_type = Emitter.float_type(dtype)
@@ -30,21 +32,16 @@ def loop_module(name: str, dtype: str) -> ir.Module:
     for argument in kernel.args[:-1]:
         argument.add_attribute("noalias")
     math = declare_math(module, name, dtype)
-    entry = kernel.append_basic_block("entry")
-    body = kernel.append_basic_block("body")
-    done = kernel.append_basic_block("done")
-    builder = ir.IRBuilder(entry)
+    builder = ir.IRBuilder(kernel.append_basic_block("entry"))
     n = kernel.args[-1]
-    builder.cbranch(builder.icmp_signed(">", n, index(0)), body, done)
-    builder.position_at_end(body)
-    i = builder.phi(index)
-    i.add_incoming(index(0), entry)
-    inputs = [builder.load(builder.gep(p, [i])) for p in kernel.args[:arity]]
-    builder.store(builder.call(math, inputs), builder.gep(kernel.args[arity], [i]))
-    following = builder.add(i, index(1))
-    i.add_incoming(following, body)
-    builder.cbranch(builder.icmp_signed("<", following, n), body, done)
-    builder.position_at_end(done)
+    whole = builder.and_(n, index(-WHOLE_VECTORS))
+
+    def emit(i, _):
+        inputs = [builder.load(builder.gep(p, [i])) for p in kernel.args[:arity]]
+        builder.store(builder.call(math, inputs), builder.gep(kernel.args[arity], [i]))
+    for_range(builder, index(0), whole, emit)
+    rest = builder.select(builder.icmp_signed(">", n, index(0)), whole, n)  # none if n <= 0
+    for_range(builder, rest, n, emit, hints=scalar_loop(module))
     builder.ret_void()
     return module
 
