@@ -88,4 +88,33 @@ def reduction_write_strides(node, slot_strides: list, rank: int) -> list:
     return [0 if a in axes else next(kept) for a in range(rank)]
 
 
-__all__ = ["value_shapes", "access_strides", "contiguous_strides"]
+def coalesce(extents, strides, first: int, static, reduced) -> None:
+    """Merge runs of a loop nest's adjacent axes that every access walks as one, in place,
+    as NumPy's nditer does: a (1024, 10) update becomes one loop of 10,240 elements the
+    vectorizer fills with whole vectors, not 1,024 loops of 10 (scalar, shorter than one
+    vector).
+
+    `extents` (one per axis) and `strides` (one list per access, in elements) are
+    the stage's run-time arrays; axes before `first` are shared with other stages
+    and stay. Axis d merges into the run beginning at the next inner axis j when
+    stride[d] == stride[j] * extent[j] for every access (the run then steps
+    through d's elements too): extent[j] takes the product, extent[d] becomes 1
+    (its loop runs once, at index 0), so the addresses visited, and their order,
+    are the same. An axis of static size 1 (compiled as no loop) never takes an
+    extent, and a reduced axis merges only with reduced ones (`reduced`), so a
+    reduction still sums over the same elements into the same place."""
+    j = None
+    for d in range(len(extents) - 1, first - 1, -1):
+        if static[d] == 1 or extents[d] == 1:
+            continue  # no loop (index 0 only): leaves the run as it is
+        if j is not None and (d in reduced) == (j in reduced) and all(
+                s[d] == s[j] * extents[j] for s in strides):
+            extents[j] *= extents[d]
+            extents[d] = 1
+            for s in strides:
+                s[d] = 0
+        else:
+            j = d
+
+
+__all__ = ["value_shapes", "access_strides", "contiguous_strides", "coalesce"]

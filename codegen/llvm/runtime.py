@@ -11,7 +11,9 @@ or a tuple for several). Per call it
 2. picks an entry: `flat` when every operand is C-contiguous in the
    output's shape (or a single element), else the strided loop nest with
    strides in elements (0 where broadcast; negative strides are fine), with
-   the shared loops of the plan unless the run-time extents disagree; with
+   the shared loops of the plan unless the run-time extents disagree, and a
+   stage's adjacent axes that every operand walks as one merged into one loop
+   (extents.coalesce: a (1024, 10) update vectorizes as 10,240 elements); with
    backend="auto", the blocked NumPy kernel instead where the cost model
    (cost.py) says so, decided from the shapes alone;
 3. allocates outputs and scratch (reductions' scratch filled with their
@@ -39,7 +41,7 @@ from ...ir.ops.fused import BODY_REDUCTIONS
 from ...ir.shapes import ShapeError, format_shape
 from ...threads import capacity, lease, threads_for
 from .cost import numpy_is_faster
-from .extents import access_strides, value_shapes
+from .extents import access_strides, coalesce, value_shapes
 from .kernel import identity
 from .layout import accesses
 from .plan import Unsupported, accumulate_dtype
@@ -291,14 +293,21 @@ class FusedKernel:
         prepared.split = extents[0][0] if depth else 1
         prepared.extents = np.zeros(layout.num_extents, np.int64)
         prepared.strides = np.zeros(layout.num_strides, np.int64)
+        loops = []  # per stage: its extents after coalescing
         for s, stage in enumerate(plan.stages):
+            slots = accesses(plan, stage)
+            ext = list(extents[s])
+            strides = [self._access_strides(stage, slot, extents[s], arrays, shapes)
+                       for slot in slots]
+            if stage.kind != "pick":  # a pick's index counts along its own axis
+                coalesce(ext, strides, depth, stage.root.type.shape, stage.reduced_axes)
+            loops.append(ext)
             start = layout.extent_offset[s]
-            prepared.extents[start:start + stage.rank] = extents[s]
-            for slot in accesses(plan, stage):
+            prepared.extents[start:start + stage.rank] = ext
+            for slot, walk in zip(slots, strides):
                 offset = layout.stride_offset[(s, slot)]
-                prepared.strides[offset:offset + stage.rank] = self._access_strides(
-                    stage, slot, extents[s], arrays, shapes)
-        generic = not self._inner_strides_hold(prepared, extents)
+                prepared.strides[offset:offset + stage.rank] = walk
+        generic = not self._inner_strides_hold(prepared, loops)
         prepared.variant = f"nest{depth}" + ("g" if generic else "")
         prepared.function = self._function(prepared.variant)
 
