@@ -55,11 +55,9 @@ def exp_of_clamped(em: Emitter, clamped, key: str = "exp"):
 
 
 def expm1_of_reduced(em: Emitter, r):
-    """e^r - 1 for |r| <= ln2/2, relative accuracy: r + r^2/2 + r^3 P(r)."""
-    r2 = em.mul(r, r)
-    half_r2 = em.mul(r2, em.c(0.5))
-    tail = em.fma(em.mul(r2, r), em.fitted("expm1", r), half_r2)
-    return em.add(r, tail)
+    """e^r - 1 for |r| <= ln2/2, relative accuracy: r + r^2 (1/2 + r P(r)) (the rounding
+    of 1/2 + r P, at most 2^-25, weighs r^2 <= 0.121 against |e^r - 1| >= |r|/1.2)."""
+    return em.fma(em.mul(r, r), em.fma(em.fitted("expm1", r), r, em.c(0.5)), r)
 
 
 def expm1_core(em: Emitter, x):

@@ -29,21 +29,21 @@ def half_expm1_double(em: Emitter, y):
     """expm1(2y)/2 for 0 <= y <= TANH_CAP (or NaN), bit for bit exp_log.expm1_core(2y)/2.
 
     Every step is expm1_core's on 2y scaled by a power of two, which rounds alike: the
-    reduction 2y = n ln2 + 2s runs on y with ln2/2 (n from y * 2 log2(e)), and the
-    polynomial in r = 2s uses coefficients c_i 2^(i+3), so the doubling of y costs no
-    instruction."""
+    reduction 2y = n ln2 + 2s runs on y with ln2/2 (n from y * 2 log2(e)); with r = 2s,
+    expm1(r)/2 = s + s^2 (1 + 4s P(2s)), P's coefficients scaled by 2^(i+2); and
+    h p + (h - 1/2) with h = 2^(n-1) is 2h (p/2) + (h - 1/2). So the doubling of y costs
+    no instruction."""
     hi, lo = ln2_parts(em)
     n_float, n_int = em.round_product_to_int(y, 2 * LOG2E)
     s = em.fma(em.neg(n_float), em.c(hi / 2), y)    # exact, as in reduce_ln2
     s = em.fma(em.neg(n_float), em.c(lo / 2), s)
     first, step, center, coefficients, _ = COEFFICIENTS[("expm1", em.dtype)]
     assert (first, step, center) == (3, 1, 0.0), "expm1's fit changed its form"
-    s2 = em.mul(s, s)                                # r^2 / 4
-    poly = em.poly(s, [c * 2.0 ** (i + 3) for i, c in enumerate(coefficients)])
-    tail = em.fma(em.mul(s2, s), poly, em.add(s2, s2))   # r^3 P(r) + r^2 / 2
-    p = em.fma(s, em.c(2.0), tail)                   # expm1(r) = r + tail
+    poly = em.poly(s, [c * 2.0 ** (i + 2) for i, c in enumerate(coefficients)])
+    half_p = em.fma(em.mul(s, s), em.fma(poly, s, em.c(1.0)), s)   # expm1(r) / 2
+    scale = em.pow2(n_int)
     half_scale = em.pow2(em.b.sub(n_int, em.ci(1)))
-    return em.fma(half_scale, p, em.sub(half_scale, em.c(0.5)))
+    return em.fma(scale, half_p, em.sub(half_scale, em.c(0.5)))
 
 
 def sigmoid(em: Emitter, x):
