@@ -14,7 +14,7 @@ from graphk.ir.graph import Graph
 from graphk.ir.ops import elementwise as ew
 from graphk.ir.ops.fused import evaluate_body, fused
 from graphk.ir.ops.leaf import placeholder
-from graphk.ir.ops.reduce import reduce_sum
+from graphk.ir.ops.reduce import reduce_max, reduce_mean, reduce_sum
 from graphk.ir.shapes import SymDim
 from graphk.ir.types import TensorType
 
@@ -133,8 +133,9 @@ def test_non_contiguous_broadcast_and_size_one_operands_stay_correct():
 
 @pytest.mark.parametrize("axes", [(1, 2), (0,), (2,), (0, 1, 2)])
 def test_reductions_over_merged_axes_keep_their_sums(axes):
-    def build(x, y):
-        return ew.mul(x, 2.0), reduce_sum(ew.mul(x, y), axes, keepdims=False)
+    def build(x, y):  # a mean divides by the product of the (merged) reduced extents
+        return (ew.mul(x, 2.0), reduce_sum(ew.mul(x, y), axes, keepdims=False),
+                reduce_mean(x, axes, keepdims=True), reduce_max(y, axes, keepdims=False))
     body, node = _body(build, ("float32", (4, 5, 6)), ("float32", (4, 5, 6)))
     rng = np.random.default_rng(2)
     x, y = _arrays(rng, (4, 5, 6), (4, 5, 6))
