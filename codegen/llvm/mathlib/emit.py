@@ -198,7 +198,7 @@ class Emitter:
         return as_float, as_int
 
     def round_product_to_int(self, x, scale: float):
-        """round_to_int(x * scale) in one fma less: x * scale + magic rounds once, so n
+        """round_to_int(x * scale) in one instruction less: x * scale + magic rounds once, so n
         is the nearest integer to x * scale itself (ties aside) instead of to its
         rounding; callers reduce by n exactly either way (|x * scale| < 2^(mantissa-1))."""
         shifted = self.fma(x, self.c(scale), self.c(self.magic))

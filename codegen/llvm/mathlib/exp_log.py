@@ -10,6 +10,7 @@ the rounding error of 1 + x (exact, by two_sum) back as c/u.
 from __future__ import annotations
 
 from .constants import LN2, split
+from .coefficients import COEFFICIENTS
 from .emit import Emitter
 
 LOG2E = 1.4426950408889634
@@ -52,6 +53,21 @@ def exp_of_clamped(em: Emitter, clamped, key: str = "exp"):
     the clamp's ordered compares keep it, and every step after propagates it."""
     _, n_int, r = reduce_ln2(em, clamped)
     return em.ldexp(exp_of_reduced(em, r, key), n_int)
+
+
+def exp_of_negated(em: Emitter, a):
+    """e^-a for 0 <= a <= -EXP_LIMITS low (or NaN), bit for bit exp(-a) without the
+    negation: every step of exp is odd in its argument with symmetric rounding, so it
+    runs on a (n' = -n, r' = -r, P's odd coefficients negated, the fnegs fold into fma)."""
+    hi, lo = ln2_parts(em)
+    n_float, n_int = em.round_product_to_int(a, LOG2E)
+    r = em.fma(em.neg(n_float), em.c(hi), a)
+    r = em.fma(em.neg(n_float), em.c(lo), r)        # r = -(exp's r)
+    first, step, center, coefficients, _ = COEFFICIENTS[("exp", em.dtype)]
+    assert (first, step, center) == (2, 1, 0.0), "exp's fit changed its form"
+    poly = em.poly(r, [c if i % 2 == 0 else -c for i, c in enumerate(coefficients)])
+    p = em.fma(em.neg(r), em.fma(em.neg(poly), r, em.c(1.0)), em.c(1.0))
+    return em.ldexp(p, em.b.neg(n_int))
 
 
 def expm1_of_reduced(em: Emitter, r):

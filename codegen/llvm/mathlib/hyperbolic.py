@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .emit import Emitter
 from .coefficients import COEFFICIENTS
-from .exp_log import EXP_LIMITS, LOG2E, exp, exp_of_clamped, ln2_parts, log1p
+from .exp_log import EXP_LIMITS, LOG2E, exp_of_negated, ln2_parts, log1p
 
 TANH_CAP = 20.0  # tanh(20) = 1 - 8e-18: rounds to 1 in float32 and float64
 
@@ -47,12 +47,18 @@ def half_expm1_double(em: Emitter, y):
 
 
 def sigmoid(em: Emitter, x):
-    # -|x| <= 0 needs only the lower clamp
-    e = exp_of_clamped(em, em.clamp_below(em.neg(em.abs(x)), EXP_LIMITS[em.dtype][0]))
+    e = exp_of_negated(em, _clamp_magnitude(em, x))   # e^-|x|
     numerator = em.select(em.cmp(">=", x, em.c(0.0)), em.c(1.0), e)
     return em.div(numerator, em.add(em.c(1.0), e))
 
 
 def softplus(em: Emitter, x):
     positive_part = em.select(em.cmp(">", x, em.c(0.0)), x, em.c(0.0))
-    return em.add(positive_part, log1p(em, exp(em, em.neg(em.abs(x)))))
+    return em.add(positive_part, log1p(em, exp_of_negated(em, _clamp_magnitude(em, x))))
+
+
+def _clamp_magnitude(em: Emitter, x):
+    """|x| limited to where e^-|x| is still above 0 (NaN stays NaN)."""
+    limit = -EXP_LIMITS[em.dtype][0]
+    magnitude = em.abs(x)
+    return em.select(em.cmp(">", magnitude, em.c(limit)), em.c(limit), magnitude)
