@@ -146,6 +146,21 @@ def test_one_hot_of_indices_too_narrow_for_the_classes_stays_whole():
                              "  %r = one_hot(%i) {num_classes=300} : float32[4,300]\n"))
 
 
+def test_the_one_hot_masked_sum_stays_a_masked_sum():
+    """sum(one_hot(k) * x) is not reduce_pick(x, class_indices(k)) under IEEE: 0 * inf and
+    0 * NaN in the other columns make the sum NaN, an out-of-range label gives +0 where
+    class_indices raises, and a picked -0.0 sums to +0.0. So the pass must leave it alone."""
+    text = _ir([("%i", "int32[?0]"), ("%x", "float32[?0,3]")], """\
+  %0 = constant {value=dense<int32[3]>[0, 1, 2]} : int32[3]
+  %1 = expand_dims(%i) {axis=1} : int32[?0,1]
+  %2 = equal(%0, %1) : bool[?0,3]
+  %3 = cast(%2) {dtype="float32"} : float32[?0,3]
+  %4 = mul(%3, %x) : float32[?0,3]
+  %r = reduce_sum(%4) {axes=(1,), keepdims=false} : float32[?0]
+""")
+    unchanged(decompose, text)
+
+
 # --- the label check ------------------------------------------------------------------------
 
 def test_class_indices_checks_range_truncates_floats_and_places_the_axis():
@@ -366,3 +381,22 @@ def test_reduce_pick_with_every_index_inside_matches_the_masked_path(keepdims):
     k3 = rng.integers(0, 4, (2, 1, 3)).astype(np.int64)
     want = np.take_along_axis(v3, k3, 1)
     np.testing.assert_array_equal(_pick_kernel(v3, k3, (1,), True), want)
+
+
+@pytest.mark.parametrize("lowering", LOWERINGS)
+def test_one_hot_masked_sum_keeps_nan_zero_rows_and_signed_zero(lowering):
+    """What a cheaper form of sum(one_hot(k, C) * x) must keep (see the IR test above)."""
+    t, o = K.placeholder((None,), dtype="int32"), K.placeholder((None, 4))
+    picked = K.sum(K.one_hot(t, 4) * o, axis=1)
+    fused = K.function([t, o], [picked], backend=lowering)
+    plain = K.function([t, o], [picked], passes="none")
+    inf, nan = np.inf, np.nan
+    logits = np.array([[1, 2, 3, 4], [nan, 0, 1, 2], [inf, 0, 1, 2], [-inf, 0, 1, 2],
+                       [inf, 0, 1, 2], [1, 2, 3, 4], [1, 2, 3, 4], [-0.0, -1, -2, -3],
+                       [3e38, 3e38, 3e38, 1]], np.float32)
+    labels = np.array([1, 1, 1, 2, 0, 4, -1, 0, 3], np.int32)
+    want = np.array([2, nan, nan, nan, inf, 0, 0, 0, 1], np.float32)
+    with np.errstate(all="ignore"):  # 0 * inf: NumPy warns
+        for got in (fused([labels, logits])[0], plain([labels, logits])[0]):
+            np.testing.assert_array_equal(got, want)
+            assert not np.signbit(got[7])  # -0.0 picked, +0.0 summed
