@@ -192,9 +192,13 @@ class Emitter(RowStages):
         # instructions per 16 elements, 8% of W1); a trip count known to be a multiple
         # of 16 (64 bytes of float32, 128 of float64) needs none
         begin, end = body.args[0], body.args[1]
-        whole = self.b.and_(self.b.sub(end, begin), ir.Constant(I64, -WHOLE_VECTORS))
+        count = self.b.sub(end, begin)
+        whole = self.b.and_(count, ir.Constant(I64, -WHOLE_VECTORS))
         split = self.b.add(begin, whole)   # the trip count the vectorizer sees: whole
-        for_range(self.b, begin, split, emit)
+        # entered only with a whole vector to do, which lets LLVM drop the vectorizer's
+        # own scalar fallback for shorter trip counts (compile time)
+        with self.b.if_then(self.b.icmp_signed(">=", count, ir.Constant(I64, WHOLE_VECTORS))):
+            for_range(self.b, begin, split, emit)
         rest = self.b.select(self.b.icmp_signed("<", begin, end), split, end)  # none if empty
         for_range(self.b, rest, end, emit, hints=scalar_loop(self.module))
         self.b.ret_void()

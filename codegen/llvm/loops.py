@@ -95,14 +95,15 @@ WHOLE_VECTORS = 16
 
 
 def scalar_loop(module: ir.Module):
-    """A fresh loop ID that keeps a loop scalar: the few elements after a flat kernel's
-    whole vectors, not worth a second (masked) vector copy of the body to compile."""
+    """A fresh loop ID that keeps a loop scalar and rolled: the few elements after a flat
+    kernel's whole vectors, not worth more copies of the body to compile."""
     off = module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"),
                                ir.Constant(ir.IntType(1), 0)])
+    rolled = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
     number = getattr(module, "_graphk_loops", 0)
     module._graphk_loops = number + 1
     loop_id = module.add_metadata([ir.MetaDataString(module, f"graphk.loop.{number}")])
-    loop_id.operands = (loop_id, off)
+    loop_id.operands = (loop_id, off, rolled)
     return loop_id
 
 

@@ -39,7 +39,8 @@ def loop_module(name: str, dtype: str) -> ir.Module:
     def emit(i, _):
         inputs = [builder.load(builder.gep(p, [i])) for p in kernel.args[:arity]]
         builder.store(builder.call(math, inputs), builder.gep(kernel.args[arity], [i]))
-    for_range(builder, index(0), whole, emit)
+    with builder.if_then(builder.icmp_signed(">=", n, index(WHOLE_VECTORS))):
+        for_range(builder, index(0), whole, emit)   # no scalar fallback of its own
     rest = builder.select(builder.icmp_signed(">", n, index(0)), whole, n)  # none if n <= 0
     for_range(builder, rest, n, emit, hints=scalar_loop(module))
     builder.ret_void()
