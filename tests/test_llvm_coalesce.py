@@ -8,31 +8,16 @@ import numpy as np
 import pytest
 
 from graphk.codegen.fused_numpy import compile_fused as compile_numpy
-from graphk.codegen.llvm import FunctionLowering
 from graphk.codegen.llvm.extents import coalesce
-from graphk.ir.graph import Graph
 from graphk.ir.ops import elementwise as ew
-from graphk.ir.ops.fused import evaluate_body, fused
-from graphk.ir.ops.leaf import placeholder
+from graphk.ir.ops.fused import evaluate_body
 from graphk.ir.ops.reduce import reduce_max, reduce_mean, reduce_sum
 from graphk.ir.shapes import SymDim
-from graphk.ir.types import TensorType
-
-
-def _body(build, *types):
-    inputs = [placeholder(TensorType(dtype, shape)) for dtype, shape in types]
-    outputs = build(*inputs)
-    body = Graph(inputs, list(outputs) if isinstance(outputs, tuple) else [outputs],
-                 name="fused")
-    return body, fused(inputs, body)[0].node
+from llvm_regions import fused_body, llvm_kernel
 
 
 def _kernels(node):
-    lowering = FunctionLowering(small_on_numpy=False)
-    kernel = lowering(node)
-    lowering.finish()
-    assert lowering.decisions[node][0] == "llvm", lowering.decisions[node]
-    return kernel, compile_numpy(node)
+    return llvm_kernel(node), compile_numpy(node)
 
 
 def _check(body, node, *arrays):
@@ -106,7 +91,7 @@ def _arrays(rng, *shapes):
 
 def test_differently_shaped_contiguous_updates_match_numpy_and_run_as_one_loop():
     types = [("float32", (64, 10))] * 3 + [("float32", (7, 5, 3))] * 3 + [("float32", ())]
-    body, node = _body(_adam, *types)
+    body, node = fused_body(_adam, *types)
     rng = np.random.default_rng(0)
     arrays = _arrays(rng, *[(64, 10)] * 3, *[(7, 5, 3)] * 3) + [np.float32(1e-3)]
     kernel = _check(body, node, *arrays)
@@ -120,7 +105,7 @@ def test_non_contiguous_broadcast_and_size_one_operands_stay_correct():
     types = [("float32", (rows, 10)), ("float32", (rows, 10)), ("float32", (1, 10)),
              ("float32", (7, 5, 3)), ("float32", (7, 5, 3)), ("float32", (5, 1)),
              ("float32", ())]
-    body, node = _body(_adam, *types)
+    body, node = fused_body(_adam, *types)
     rng = np.random.default_rng(1)
     for n in (1, 2, 33):
         p, m = _arrays(rng, (n, 10), (n, 20))
@@ -136,7 +121,7 @@ def test_reductions_over_merged_axes_keep_their_sums(axes):
     def build(x, y):  # a mean divides by the product of the (merged) reduced extents
         return (ew.mul(x, 2.0), reduce_sum(ew.mul(x, y), axes, keepdims=False),
                 reduce_mean(x, axes, keepdims=True), reduce_max(y, axes, keepdims=False))
-    body, node = _body(build, ("float32", (4, 5, 6)), ("float32", (4, 5, 6)))
+    body, node = fused_body(build, ("float32", (4, 5, 6)), ("float32", (4, 5, 6)))
     rng = np.random.default_rng(2)
     x, y = _arrays(rng, (4, 5, 6), (4, 5, 6))
     _check(body, node, x, y)

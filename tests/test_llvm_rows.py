@@ -8,36 +8,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphk.codegen.llvm import FunctionLowering, compile_fused
+from graphk.codegen.llvm import compile_fused
 from graphk.codegen.llvm.kernel import Emitter
 from graphk.codegen.llvm.plan import make_plan
 from graphk.codegen.llvm.target import new_module
-from graphk.ir.graph import Graph
 from graphk.ir.ops import elementwise as ew
-from graphk.ir.ops.fused import evaluate_body, fused
+from graphk.ir.ops.fused import evaluate_body
 from graphk.ir.ops.labels import reduce_pick
-from graphk.ir.ops.leaf import placeholder
 from graphk.ir.ops.reduce import reduce_max, reduce_mean, reduce_sum
 from graphk.ir.shapes import SymDim
-from graphk.ir.types import TensorType
+from llvm_regions import fused_body, llvm_kernel
 
 CLASSES = 5
-
-
-def _body(build, *types):
-    inputs = [placeholder(TensorType(dtype, shape)) for dtype, shape in types]
-    outputs = build(*inputs)
-    body = Graph(inputs, list(outputs) if isinstance(outputs, tuple) else [outputs],
-                 name="fused")
-    return body, fused(inputs, body)[0].node
-
-
-def _kernel(node):
-    lowering = FunctionLowering(small_on_numpy=False)
-    kernel = lowering(node)
-    lowering.finish()
-    assert lowering.decisions[node][0] == "llvm", lowering.decisions[node]
-    return kernel
 
 
 def _pick(v, k, axis=-1):
@@ -56,9 +38,9 @@ def _kinds(body) -> list:
 
 def test_the_picked_logit_is_a_pick_stage_and_softmax_rows_are_pipelined():
     rows = SymDim()
-    body, _ = _body(_shifted_pick, ("float32", (rows, CLASSES)), ("int32", (rows, 1)))
+    body, _ = fused_body(_shifted_pick, ("float32", (rows, CLASSES)), ("int32", (rows, 1)))
     assert _kinds(body) == ["reduce", "pick"]
-    softmax, _ = _body(lambda x: ew.div(ew.exp(ew.sub(x, reduce_max(x, (1,), True))),
+    softmax, _ = fused_body(lambda x: ew.div(ew.exp(ew.sub(x, reduce_max(x, (1,), True))),
                                         reduce_sum(ew.exp(ew.sub(x, reduce_max(x, (1,), True))),
                                                    (1,), True)),
                        ("float32", (rows, 7)))
@@ -72,8 +54,8 @@ def test_the_picked_logit_is_a_pick_stage_and_softmax_rows_are_pipelined():
 @pytest.mark.parametrize("layout", ["contiguous", "strided", "reversed"])
 def test_picks_match_numpy(index_dtype, dtype, layout):
     rows = SymDim()
-    body, node = _body(_shifted_pick, (dtype, (rows, CLASSES)), (index_dtype, (rows, 1)))
-    kernel = _kernel(node)
+    body, node = fused_body(_shifted_pick, (dtype, (rows, CLASSES)), (index_dtype, (rows, 1)))
+    kernel = llvm_kernel(node)
     rng = np.random.default_rng(3)
     for count in (0, 1, 9):
         wide = rng.standard_normal((2 * count, 2 * CLASSES)).astype(dtype)
@@ -94,10 +76,10 @@ def test_picks_match_numpy(index_dtype, dtype, layout):
 @pytest.mark.parametrize("layout", ["contiguous", "fortran"])
 def test_a_pick_along_a_middle_axis(layout):
     rows = SymDim()
-    body, node = _body(lambda v, k: reduce_pick(v, k, (1,), keepdims=False),
+    body, node = fused_body(lambda v, k: reduce_pick(v, k, (1,), keepdims=False),
                        ("float64", (rows, CLASSES, 3)), ("int64", (rows, 1, 3)))
     assert _kinds(body) == ["pick"]
-    kernel = _kernel(node)
+    kernel = llvm_kernel(node)
     rng = np.random.default_rng(4)
     v = rng.standard_normal((4, CLASSES, 3))
     v = np.asfortranarray(v) if layout == "fortran" else v
@@ -115,10 +97,10 @@ def _variance(x):
 @pytest.mark.parametrize("layout", ["contiguous", "reversed"])
 def test_pipelined_rows_match_numpy(shape, layout):
     symbolic = (SymDim(),) + shape[1:]
-    body, node = _body(_variance, ("float64", symbolic))
+    body, node = fused_body(_variance, ("float64", symbolic))
     plan = make_plan(body)
     assert Emitter(new_module("t"), plan, "t").pipelined(plan.depth)
-    kernel = _kernel(node)
+    kernel = llvm_kernel(node)
     x = np.random.default_rng(5).standard_normal(shape)
     if layout == "reversed":
         x = x[::-1]
@@ -126,7 +108,7 @@ def test_pipelined_rows_match_numpy(shape, layout):
 
 
 def test_pipelined_rows_split_over_threads_match_numpy():
-    body, node = _body(_variance, ("float32", (SymDim(), 40)))
+    body, node = fused_body(_variance, ("float32", (SymDim(), 40)))
     kernel = compile_fused(node, small_on_numpy=False)
     x = np.random.default_rng(6).standard_normal((20011, 40)).astype(np.float32)
     np.testing.assert_allclose(kernel(x), evaluate_body(body, [x])[0], rtol=1e-5, atol=1e-6)
@@ -134,8 +116,8 @@ def test_pipelined_rows_split_over_threads_match_numpy():
 
 def test_one_index_broadcast_over_the_rows():
     rows = SymDim()
-    body, node = _body(_pick, ("float32", (rows, CLASSES)), ("uint8", (1, 1)))
-    kernel = _kernel(node)
+    body, node = fused_body(_pick, ("float32", (rows, CLASSES)), ("uint8", (1, 1)))
+    kernel = llvm_kernel(node)
     x = np.random.default_rng(7).standard_normal((3, CLASSES)).astype(np.float32)
     for k in (0, 4, 5, 255):
         k = np.full((1, 1), k, np.uint8)
@@ -149,7 +131,7 @@ def test_the_crossentropy_row_loop_is_vectorized_at_the_host_width():
     from graphk.codegen.llvm.target import assembly, vector_bits
 
     rows = SymDim()
-    body, _ = _body(lambda x, k: ew.sub(ew.log(reduce_sum(ew.exp(ew.sub(
+    body, _ = fused_body(lambda x, k: ew.sub(ew.log(reduce_sum(ew.exp(ew.sub(
         x, reduce_max(x, (1,), True))), (1,), True)), _shifted_pick(x, k)),
         ("float32", (rows, 1000)), ("int32", (rows, 1)))
     region = Region(body)
