@@ -72,12 +72,13 @@ class CompileReport:
     def text(self, fn=None) -> str:
         lines = [f"function {self.name!r}: {self.input_nodes} nodes in, {self._nodes} out"]
         if self.records:
-            lines.append(f"  {'pass':<12}{'ms':>9}{'nodes before':>15}{'after':>8}")
+            width = max(12, *(len(r.name) + 2 for r in self.records))  # scan_accumulate
+            lines.append(f"  {'pass':<{width}}{'ms':>9}{'nodes before':>15}{'after':>8}")
             for r in self.records:
-                lines.append(f"  {r.name:<12}{r.seconds * 1e3:9.2f}{r.nodes_before:15d}"
+                lines.append(f"  {r.name:<{width}}{r.seconds * 1e3:9.2f}{r.nodes_before:15d}"
                              f"{r.nodes_after:8d}")
             total = sum(r.seconds for r in self.records)
-            lines.append(f"  {'all passes':<12}{total * 1e3:9.2f}")
+            lines.append(f"  {'all passes':<{width}}{total * 1e3:9.2f}")
         else:
             lines.append("  no passes ran (passes='none')")
         for section in list(REPORT_SECTIONS) + self.sections:
