@@ -12,6 +12,8 @@ the transpose of `reduce_sum`, so they are right for symbolic dims too.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dtypes import is_floating, require_float, require_numeric
@@ -82,7 +84,9 @@ def _prod(x, axes, keepdims):
 
 
 def _count(shape: tuple, axes: tuple) -> int:
-    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    # math.prod of Python ints: exact, and a few us less than np.prod of a list per call
+    # (a training step's mean over the batch asks for it every call)
+    return math.prod(shape[a] for a in axes)
 
 
 def _integer_mean(x, axes, keepdims):
