@@ -17,6 +17,8 @@ from __future__ import annotations
 from .compiler import ModuleBuilder, Region
 from .plan import Unsupported
 from .runtime import FusedKernel
+from .windows import OPS as WINDOW_OPS
+from .windows import window_kernel
 
 __all__ = ["BACKENDS", "compile_fused", "lowering_for", "FunctionLowering", "FusedKernel",
            "Unsupported"]
@@ -55,7 +57,7 @@ class FunctionLowering:
 
     def __call__(self, node):
         if node.op.name != "fused":
-            return None
+            return self._window_kernel(node)
         body = node.attrs["body"]
         region = self._by_body.get(id(body))
         if region is None or region.body is not body:
@@ -71,6 +73,15 @@ class FunctionLowering:
                                          f"{len(region.plan.stages)} loop nest(s), "
                                          f"{region.plan.depth} shared loop(s)")
         kernel = self.kernels[node] = FusedKernel(node, region, self.small_on_numpy)
+        return kernel
+
+    def _window_kernel(self, node):
+        """A window op's native kernel (windows.py: im2col, col2im, max pooling and its
+        gradient; faster than NumPy's at every size, so "auto" takes it too), or None."""
+        if node.op.name not in WINDOW_OPS:
+            return None
+        kernel, reason = window_kernel(node)
+        self._decisions[node] = ("llvm" if kernel is not None else "numpy", reason)
         return kernel
 
     def finish(self) -> None:

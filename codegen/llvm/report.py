@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .compiler import STATS
+from .windows import library_state
 
 
 def lowering_section(fn) -> str | None:
@@ -30,7 +31,11 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
     others: Counter = Counter()
     for node, name in lowerings.items():
         if node.op.name != "fused":
-            others[node.op.name] += 1
+            if node in decisions:  # a window op offered to the native window kernels
+                chosen, reason = decisions[node]
+                lines.append(f"  {node.op.name} at {node.location}: {chosen}: {reason}")
+            else:
+                others[node.op.name] += 1
             continue
         if node in decisions:
             chosen, reason = decisions[node]
@@ -43,8 +48,11 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
         kernel = lowering.kernels.get(node) if lowering is not None else None
         if kernel is not None and chosen == "llvm":
             lines.append(f"    calls so far: {kernel.call_summary()}")
-    for node, (chosen, reason) in decisions.items():  # fused nodes inside loop bodies
-        if node not in lowerings:
+    for node, (chosen, reason) in decisions.items():  # nodes inside loop bodies
+        if node not in lowerings and node.op.name != "fused":
+            lines.append(f"  {node.op.name} (in a loop body) at {node.location}: {chosen}: "
+                         f"{reason}")
+        elif node not in lowerings:
             lines.append(f"  fused ({_size(node)} body ops, in a loop body) at {node.location}: "
                          f"{_label(chosen, lowering)}: {reason}")
             if chosen == "llvm":
@@ -54,6 +62,9 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
         lines.append(f"  numpy (ops outside fused regions run their NumPy kernels): {listed}")
     if lowering is not None:
         lines.append(f"  LLVM code of this function: {lowering.compile_state()}")
+        if any(node.op.name != "fused" and chosen == "llvm"
+               for node, (chosen, _) in decisions.items()):
+            lines.append(f"  LLVM window kernels (one library per process): {library_state()}")
         lines.append(f"  LLVM modules this process: {STATS['compiled']} compiled "
                      f"({STATS['compile_seconds']:.3f} s), {STATS['from_disk']} from the disk "
                      f"cache, {STATS['from_memory']} entries from memory")
