@@ -11,6 +11,7 @@ choice never depends on timing or on how many calls came before):
                 + rows * NUMPY_ROW_NS / 1000 for a reduction over the last axis
     native  LLVM_CALL_US + LLVM_STAGE_US * (loop nests - 1)
                 + elements of each loop nest * LLVM_STREAM_NS / 1000
+                  (nests of one shape inside shared loops counted once)
                 + sum over body ops of elements it reads * LLVM_NS[class] / 1000
 
 An op's class is "cheap" (arithmetic, comparisons, casts), "select"
@@ -54,7 +55,10 @@ NATIVE_MARGIN = 1.15
 # weights) compile nothing.
 NATIVE_SAVING_US = 5.0
 SAVING_PER_COMPILE_MS = 0.15
-COMPILE_MS, COMPILE_OP_MS, COMPILE_STAGE_MS = 15.0, 1.5, 30.0
+# Measured on W3's regions (cold, one region a module, CPU ms): a bias add with relu
+# (1 nest) 25, relu_grad + bias gradient + update (3 nests) 27-33, a 22-op
+# crossentropy with its gradient (8 nests) 116.
+COMPILE_MS, COMPILE_OP_MS, COMPILE_STAGE_MS = 18.0, 1.5, 10.0
 
 TRANSCENDENTAL = frozenset({"exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus",
                             "pow", "sin", "cos", "erf", "elu", "sigmoid_cross_entropy"})
@@ -74,11 +78,17 @@ def _size(shape) -> int:
     return math.prod(shape) if shape else 1
 
 
-def estimates(body, shapes: dict, stage_extents: list) -> tuple[float, float]:
+def estimates(body, shapes: dict, stage_extents: list, shared=()) -> tuple[float, float]:
     """(NumPy us, native us) for one call; `shapes` maps every body value to its run-time
-    shape, `stage_extents` holds each loop nest's extents."""
+    shape, `stage_extents` holds each loop nest's extents, `shared` whether each runs
+    inside shared loops (plan.py): those of one shape stream their operands once (the
+    later ones find the row in cache)."""
     numpy_us, native_us = NUMPY_CALL_US, LLVM_CALL_US + LLVM_STAGE_US * (len(stage_extents) - 1)
-    native_us += sum(_size(e) for e in stage_extents) * LLVM_STREAM_NS / 1e3
+    streamed = [tuple(e) for e in stage_extents]
+    if shared:
+        inside = {e for e, member in zip(streamed, shared) if member}
+        streamed = [e for e, member in zip(streamed, shared) if not member] + list(inside)
+    native_us += sum(_size(e) for e in streamed) * LLVM_STREAM_NS / 1e3
     for node in body.nodes:
         name = node.op.name
         if name in _FREE:
@@ -106,10 +116,10 @@ def compile_ms(body, stages: int) -> float:
     return COMPILE_MS + COMPILE_OP_MS * ops + COMPILE_STAGE_MS * (stages - 1)
 
 
-def numpy_is_faster(body, shapes: dict, stage_extents: list) -> bool:
+def numpy_is_faster(body, shapes: dict, stage_extents: list, shared=()) -> bool:
     """Whether auto runs this call on NumPy: native is not expected to be NATIVE_MARGIN
     times faster, or to save enough per call to pay back its compile."""
-    numpy_us, native_us = estimates(body, shapes, stage_extents)
+    numpy_us, native_us = estimates(body, shapes, stage_extents, shared)
     wanted = max(NATIVE_SAVING_US,
                  SAVING_PER_COMPILE_MS * compile_ms(body, len(stage_extents)))
     return native_us * NATIVE_MARGIN >= numpy_us or numpy_us - native_us < wanted

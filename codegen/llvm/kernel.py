@@ -222,7 +222,6 @@ class Emitter(RowStages):
         extents = self._load_all(extents_ptr, self.layout.num_extents)
         strides = self._load_all(strides_ptr, self.layout.num_strides)
         self._mean_counts(extents)
-        stages = self.plan.stages
         begin, end = body.args[0], body.args[1]
 
         pipelined = self.pipelined(depth)
@@ -230,7 +229,7 @@ class Emitter(RowStages):
         def shared(level, indices):
             if level == depth:
                 self.prefetch_next_row(depth, indices, end, bases, extents, strides)
-                for s in range(len(stages)):
+                for s in self.plan.shared_stages(depth):
                     self.stage(s, depth, indices, bases, extents, strides)
                 return
             start = begin if level == 0 else ir.Constant(I64, 0)
@@ -241,6 +240,8 @@ class Emitter(RowStages):
             for_range(self.b, start, stop, lambda i, _: shared(level + 1, indices + [i]))
 
         shared(0, [])
+        for s in self.plan.tail_stages(depth):  # what reads sums across the shared loops
+            self.stage(s, 0, [], bases, extents, strides)
         self.b.ret_void()
         self._entry(suffix, [PTR, PTR], body)
         return f"{self.name}.{suffix}"

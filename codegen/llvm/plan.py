@@ -68,6 +68,29 @@ class Plan:
     stages: list
     depth: int
     slot_of: dict  # Value -> slot index, for memory-backed values
+    # Per stage: whether it runs inside the `depth` shared loops (else after them, over its
+    # whole shape: a "tail" stage, see _shared_group).
+    shared: tuple = ()
+
+    def shared_stages(self, depth: int) -> list:
+        """Stage indices run inside `depth` shared loops, in order (every stage at 0)."""
+        if depth == 0 or not self.shared:
+            return list(range(len(self.stages)))
+        return [s for s, inside in enumerate(self.shared) if inside]
+
+    def tail_stages(self, depth: int) -> list:
+        """Stage indices run after the shared loops, in order."""
+        if depth == 0 or not self.shared:
+            return []
+        return [s for s, inside in enumerate(self.shared) if not inside]
+
+    @property
+    def splittable(self) -> bool:
+        """Whether threads may split the first shared loop: no stage accumulates across it
+        and none runs after it (each split call would run those again)."""
+        return self.depth > 0 and all(self.shared) and not any(
+            stage.reduced_axes and min(stage.reduced_axes) < self.depth
+            for stage in self.stages)
 
     def flat_eligible(self) -> bool:
         """One elementwise stage: may run as a single flat loop when memory allows."""
@@ -182,7 +205,11 @@ def make_plan(body: Graph) -> Plan:
                 _reads(value, slot_of, stage.reads, seen)
         for value, _ in stage.stores:
             _reads(value, slot_of, stage.reads, seen)
-    return Plan(body, slots, stages, _shared_depth(stages, slots, slot_of), slot_of)
+    depth = _shared_depth(stages, slots, slot_of)
+    if depth:
+        return Plan(body, slots, stages, depth, slot_of, (True,) * len(stages))
+    depth, shared = _shared_group(stages, slots, slot_of)
+    return Plan(body, slots, stages, depth, slot_of, shared)
 
 
 def _add_reduction(stages: list, node, slots: list, slot_of: dict) -> None:
@@ -257,3 +284,50 @@ def _shared_depth(stages: list, slots: list, slot_of: dict) -> int:
                 if slots[slot].value.type.ndim != stage.rank:
                     depth = 0
     return depth
+
+
+def _shared_group(stages: list, slots: list, slot_of: dict) -> tuple[int, tuple]:
+    """(depth, per-stage membership) when only some stages can share leading loops.
+
+    A crossentropy's rows (max, sum of exp, loss) share the row loop even though its
+    mean over the rows, or a bias gradient summed over them, reduces across it: such a
+    stage accumulates into memory row by row inside the loop (in the same order as a
+    nest of its own, so the same sums), and what reads its result (the mean itself,
+    the bias update) runs after the loop as a tail stage. A member reads only rows of
+    members' results that are complete within its row. Picks the depth where most
+    stages share (at least two), the deeper on ties; (0, ()) when none does."""
+    best = (0, 0, ())
+    for depth in range(1, stages[0].rank + 1 if stages else 1):
+        shared = _members(stages, slots, slot_of, depth)
+        if shared is not None and sum(shared) >= 2 and (sum(shared), depth) > best[:2]:
+            best = (sum(shared), depth, shared)
+    return best[1], best[2]
+
+
+def _members(stages: list, slots: list, slot_of: dict, depth: int):
+    """Which stages can run inside `depth` loops shared with stage 0 (see _shared_group),
+    or None when stage 0 itself cannot."""
+    producer = {slot_of[node.outputs[0]]: s for s, stage in enumerate(stages)
+                for node in stage.nodes}
+    first = stages[0].root.type.shape
+    shared: list = []
+    for s, stage in enumerate(stages):
+        shape = stage.root.type.shape
+        inside = stage.rank >= depth and all(same_dim(a, b) for a, b in
+                                             zip(shape[:depth], first[:depth]))
+        if stage.reduced_axes and min(stage.reduced_axes) < depth and stage.kind == "pick":
+            inside = False  # a pick pins its axis: it cannot be one of the shared loops
+        for slot in stage.reads if inside else ():
+            if slots[slot].kind == "view":
+                slot = slots[slot].alias
+            if slot not in producer:
+                continue  # an input or constant: any element can be read at any time
+            before = stages[producer[slot]]
+            inside = (shared[producer[slot]] and slots[slot].value.type.ndim == stage.rank
+                      and not (before.reduced_axes and min(before.reduced_axes) < depth))
+            if not inside:
+                break
+        if s == 0 and not inside:
+            return None
+        shared.append(inside)
+    return tuple(shared)

@@ -30,8 +30,8 @@ class RowStages:
     def pipelined(self, depth: int) -> bool:
         """Whether stage 0 of row i+1 can run inside stage 1's loop of row i: both reduce
         over the one axis inside the shared loops, over the same shape."""
-        stages = self.plan.stages
-        if depth < 1 or len(stages) < 2:
+        stages = [self.plan.stages[s] for s in self.plan.shared_stages(depth)]
+        if depth < 1 or len(stages) < 2 or self.plan.shared_stages(depth)[:2] != [0, 1]:
             return False
         first, second = stages[0], stages[1]
         return (first.kind == second.kind == "reduce" and first.rank == second.rank == depth + 1
@@ -54,7 +54,7 @@ class RowStages:
                                          (0, outer + [following], first)], width)
                 with last:
                     self.row_reductions([(1, outer + [i], second)], width)
-            for s in range(2, len(self.plan.stages)):
+            for s in self.plan.shared_stages(depth)[2:]:
                 self.stage(s, depth, outer + [i], bases, extents, strides)
         loops.for_range(b, start, stop, row)
 

@@ -16,9 +16,9 @@ or a tuple for several). Per call it
    (extents.coalesce: a (1024, 10) update vectorizes as 10,240 elements); with
    backend="auto", the blocked NumPy kernel instead where the cost model
    (cost.py) says so, decided from the shapes alone;
-3. allocates outputs and scratch (reductions' scratch filled with their
-   identity; a single elementwise output goes into a dead input the memory
-   plan donated, when one fits exactly) and calls the native entry through
+3. allocates outputs (a single elementwise output goes into a dead input the
+   memory plan donated, when one fits exactly), takes a scratch arena reset to
+   the reductions' identities (buffers.py) and calls the native entry through
    ctypes, which releases the GIL, split over threads when large. The first
    native call compiles the function's module (compiler.py, Region.entry).
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from array import array
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -46,6 +45,7 @@ from .extents import access_strides, coalesce, value_shapes
 from .kernel import identity
 from .layout import accesses
 from .plan import Unsupported, accumulate_dtype
+from .buffers import CallBuffers
 from .pointers import data_address
 
 # Elements (times the body's op count) per thread before a kernel is split.
@@ -56,9 +56,6 @@ _FLAT = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
 _NEST = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
                          ctypes.c_void_p, ctypes.c_void_p)
 _pool: ThreadPoolExecutor | None = None
-# The buffers' addresses go to native code as one machine-word array: array.array builds
-# it from the list about 5 us faster than a ctypes array for 50 buffers (an Adam update)
-_WORD = next(code for code in "QLI" if array(code).itemsize == ctypes.sizeof(ctypes.c_void_p))
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -74,14 +71,10 @@ class Prepared:
     """What one (shapes, strides) pattern of the inputs needs per call."""
 
     __slots__ = ("variant", "function", "extents", "strides", "outputs", "scratch",
-                 "views", "split", "work", "why", "donor", "recipe", "run")
+                 "split", "work", "why", "donor", "buffers", "run")
 
 
 _COST = "faster there at this size"  # why a pattern runs on NumPy: the cost model said so
-
-# How _buffers gets each slot's array (Prepared.recipe holds (code, argument) per slot).
-_INPUT, _CONSTANT, _EMPTY, _FILLED, _DONATED, _VIEW = range(6)
-
 
 class FusedKernel:
     """The LLVM lowering of one fused node (see the module docstring)."""
@@ -144,12 +137,12 @@ class FusedKernel:
                     self.numpy_kernel._plan_for(arrays)
         if prepared.run is None:
             return self.numpy_kernel(*arrays)
-        buffers = self._buffers(arrays, prepared.recipe)
-        pointers = array(_WORD, [data_address(b) for b in buffers])  # alive for the call
-        prepared.run(pointers.buffer_info()[0])
-        if len(self._outputs) == 1:
-            return buffers[self._outputs[0]]
-        return tuple([buffers[k] for k in self._outputs])
+        buffers = prepared.buffers
+        entry = buffers.take()  # scratch and the addresses of every buffer
+        made = buffers.fill(entry, arrays)
+        prepared.run(entry.address)
+        buffers.give(entry)
+        return made[0] if len(made) == 1 else tuple(made)
 
     def call_summary(self) -> str:
         """Which entry ran each input pattern (shapes, strides) called so far, for the report."""
@@ -179,59 +172,41 @@ class FusedKernel:
             array = array.copy()
         return array
 
-    @staticmethod
-    def _buffers(arrays, recipe) -> list:
-        buffers = []
-        for code, argument in recipe:
-            if code == _INPUT:
-                buffers.append(arrays[argument])
-            elif code == _CONSTANT:
-                buffers.append(argument)
-            elif code == _EMPTY:
-                buffers.append(np.empty(*argument))
-            elif code == _FILLED:
-                buffers.append(np.full(*argument))
-            elif code == _DONATED:  # read-only (a caller's frozen array): fresh memory instead
-                donor = arrays[argument[0]]
-                buffers.append(donor if donor.flags.writeable else np.empty(*argument[1:]))
-            else:  # a view: the aliased buffer in this value's shape
-                buffers.append(buffers[argument[0]].reshape(argument[1]))
-        return buffers
-
-    def _recipe(self, prepared: Prepared) -> list:
-        """(code, argument) per slot: how _buffers gets its array on each call."""
-        recipe = []
-        outputs, scratch = iter(prepared.outputs), iter(prepared.scratch)
+    def _call_buffers(self, prepared: Prepared) -> CallBuffers:
+        """Where each slot's buffer comes from on every call of this pattern."""
+        inputs, outputs, views, constants = [], [], [], {}
+        specs, scratch = iter(prepared.outputs), iter(prepared.scratch)
         for k, slot in enumerate(self.plan.slots):
             if slot.kind == "input":
-                recipe.append((_INPUT, slot.index))
+                inputs.append((k, slot.index))
             elif slot.kind == "constant":
-                recipe.append((_CONSTANT, self.constants[k]))
-            elif slot.kind in ("output", "scratch"):
-                shape, dtype, fill = next(outputs if slot.kind == "output" else scratch)
-                if fill is not None:
-                    recipe.append((_FILLED, (shape, fill, dtype)))
-                elif slot.kind == "output" and prepared.donor is not None:
-                    recipe.append((_DONATED, (prepared.donor, shape, dtype)))
-                else:
-                    recipe.append((_EMPTY, (shape, dtype)))
-            else:
-                recipe.append((_VIEW, (slot.alias, prepared.views[k])))
-        return recipe
+                constants[k] = self.constants[k]
+            elif slot.kind == "output":
+                shape, dtype, fill = next(specs)
+                donor = prepared.donor if fill is None else None
+                outputs.append((k, shape, dtype, fill, donor))
+            elif slot.kind == "view":
+                views.append((k, slot.alias))
+        scratch = [(k, *next(scratch)) for k, slot in enumerate(self.plan.slots)
+                   if slot.kind == "scratch"]
+        return CallBuffers(len(self.plan.slots), inputs, outputs, scratch, constants, views)
 
     def _runner(self, prepared: Prepared):
         """run(pointers): the native call, with the prepared extents and strides (one
         Python frame at most between the driver and ctypes when the call is not split)."""
         function, split = prepared.function, prepared.split
+        # a tail stage or a sum across the first loop: each split call would run it again
+        alone = split <= 1 or prepared.work < 2 * WORK_PER_THREAD or (
+            prepared.variant != "flat" and not self.plan.splittable)
         if prepared.variant == "flat":
             call = function
-            if split <= 1 or prepared.work < 2 * WORK_PER_THREAD:  # no budget query needed
+            if alone:  # no budget query needed
                 return functools.partial(function, 0, split)
         else:
             extents, strides = data_address(prepared.extents), data_address(prepared.strides)
             call = lambda begin, end, pointers: function(  # noqa: E731
                 begin, end, pointers, extents, strides)
-            if split <= 1 or prepared.work < 2 * WORK_PER_THREAD:
+            if alone:
                 return lambda pointers: function(0, split, pointers, extents, strides)
         return lambda pointers: _split(call, split, prepared.work, pointers)
 
@@ -244,13 +219,12 @@ class FusedKernel:
         prepared.work = sum(int(np.prod(e, dtype=np.int64)) for e in extents) * self.ops
         prepared.outputs = self._output_specs(shapes)
         prepared.donor = self._donor(arrays, prepared.outputs)
-        prepared.views = {k: shapes[slot.value] for k, slot in enumerate(plan.slots)
-                          if slot.kind == "view"}
         prepared.scratch = [(shapes[slot.value], slot.dtype,
                              identity(slot.value.node.op.name, slot.value.type.dtype))
                             for slot in plan.slots if slot.kind == "scratch"]
         prepared.run, prepared.why = None, None  # run None: the NumPy kernel runs this pattern
-        if self.small_on_numpy and numpy_is_faster(self.body, shapes, extents):  # cost.py
+        shared = plan.shared if plan.depth else ()
+        if self.small_on_numpy and numpy_is_faster(self.body, shapes, extents, shared):  # cost.py
             prepared.variant, prepared.why = "numpy", _COST
             return prepared
         try:
@@ -258,7 +232,7 @@ class FusedKernel:
         except Unsupported as error:  # this entry's code could not be generated
             prepared.variant, prepared.why = "numpy", f"LLVM: {error}"
             return prepared
-        prepared.recipe = self._recipe(prepared)
+        prepared.buffers = self._call_buffers(prepared)
         prepared.run = self._runner(prepared)
         return prepared
 
@@ -292,8 +266,10 @@ class FusedKernel:
             prepared.function = self._function("flat")
             return
         depth = plan.depth
-        if depth and any(tuple(e[:depth]) != tuple(extents[0][:depth]) for e in extents):
+        inside = plan.shared_stages(depth)
+        if depth and any(tuple(extents[s][:depth]) != tuple(extents[0][:depth]) for s in inside):
             depth = 0  # the shared loops disagree at run time: run the stages one by one
+            inside = plan.shared_stages(0)
         prepared.split = extents[0][0] if depth else 1
         prepared.extents = np.zeros(layout.num_extents, np.int64)
         prepared.strides = np.zeros(layout.num_strides, np.int64)
@@ -304,7 +280,8 @@ class FusedKernel:
             strides = [self._access_strides(stage, slot, extents[s], arrays, shapes)
                        for slot in slots]
             if stage.kind != "pick":  # a pick's index counts along its own axis
-                coalesce(ext, strides, depth, stage.root.type.shape, stage.reduced_axes)
+                coalesce(ext, strides, depth if s in inside else 0, stage.root.type.shape,
+                         stage.reduced_axes)
             loops.append(ext)
             start = layout.extent_offset[s]
             prepared.extents[start:start + stage.rank] = ext
