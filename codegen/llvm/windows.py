@@ -24,10 +24,7 @@ ValueError naming the op when the shapes given disagree.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import math
-import threading
-import time
 from functools import lru_cache
 
 import numpy as np
@@ -35,9 +32,8 @@ import numpy as np
 from ...ir.ops.conv import resolve_spatial
 from ...ir.ops.pool import _windows
 from ...ir.ops.windows import window_layout
-from .cache import code_fingerprint, disk_cache
+from .library import NativeLibrary
 from .pointers import data_address
-from .target import compile_ir, host_key, load_object
 from .window_emit import OPS, PARAMS, library_text, symbol
 
 __all__ = ["OPS", "window_kernel", "library_state", "tap_table"]
@@ -46,44 +42,22 @@ FLOAT_DTYPES = ("float32", "float64")
 _SIGNATURE = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 9)
 _PLANS = 512  # shape patterns remembered per op (each holds its tap table)
 
-# --- the library: one module, compiled or loaded at its first use ---------------------------
+# --- the library: one module, compiled or loaded at its first use (library.py) ------------
 
-_lock = threading.Lock()
-_library: dict = {}  # "functions": symbol -> ctypes function, "owner", "source", "seconds"
+_LIBRARY = NativeLibrary("window kernels", library_text,
+                         [symbol(op, dtype) for op in OPS for dtype in FLOAT_DTYPES], _SIGNATURE)
+_library = _LIBRARY.record  # "functions", "owner", "source", "seconds" once loaded
 
 
 def _load_library() -> dict:
     """symbol -> callable of every window kernel, compiled (or read from the disk cache)
-    on first need. The key hashes the host and the code generator's sources (which decide
-    the module's text), as every other module's key does."""
-    with _lock:
-        if "functions" in _library:
-            return _library["functions"]
-        started = time.perf_counter()
-        # the fingerprint hashes window_emit.py's source, so the text is only generated
-        # when it must be compiled (it takes ~20 ms, as long as loading the object)
-        key = hashlib.sha256(f"window kernels\n{host_key()}\n{code_fingerprint()}".encode()
-                             ).hexdigest()
-        disk = disk_cache()
-        obj = disk.load(key)
-        source = "disk"
-        if obj is None:
-            obj, source = compile_ir(library_text()), "compiled"
-            disk.store(key, obj)
-        owner = load_object(obj)  # the code lives as long as this object
-        functions = {symbol(op, dtype): _SIGNATURE(owner.address(symbol(op, dtype)))
-                     for op in OPS for dtype in FLOAT_DTYPES}
-        _library.update(functions=functions, owner=owner, source=source,
-                        seconds=time.perf_counter() - started)
-        return functions
+    on first need."""
+    return _LIBRARY.functions()
 
 
 def library_state() -> str:
     """How this process got the window kernels' code, for fn.report()."""
-    if "functions" not in _library:
-        return "not loaded yet (compiled or read from the disk cache at their first call)"
-    how = "compiled" if _library["source"] == "compiled" else "loaded from the disk cache"
-    return f"{how} at their first call, in {_library['seconds'] * 1e3:.1f} ms"
+    return _LIBRARY.state()
 
 
 # --- geometry: the tap table the kernels read -------------------------------------------------
