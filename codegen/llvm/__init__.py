@@ -14,6 +14,8 @@ and caches), cache.py (keys, memory and disk caches), runtime.py (the call).
 """
 from __future__ import annotations
 
+from .batch_norm_native import OPS as BATCH_NORM_OPS
+from .batch_norm_native import batch_norm_kernel
 from .compiler import ModuleBuilder, Region
 from .plan import Unsupported
 from .runtime import FusedKernel
@@ -35,6 +37,11 @@ def compile_fused(node, small_on_numpy: bool = True) -> FusedKernel:
     builder.finish()
     region.entry(region.expected_variant)  # raises Unsupported if its code failed
     return FusedKernel(node, region, small_on_numpy)
+
+
+# op name -> its native kernel's maker: (kernel, reason) or (None, why NumPy runs)
+_NATIVE_KERNELS = {**dict.fromkeys(WINDOW_OPS, window_kernel),
+                   **dict.fromkeys(BATCH_NORM_OPS, batch_norm_kernel)}
 
 
 class FunctionLowering:
@@ -77,10 +84,12 @@ class FunctionLowering:
 
     def _window_kernel(self, node):
         """A window op's native kernel (windows.py: im2col, col2im, max pooling and its
-        gradient; faster than NumPy's at every size, so "auto" takes it too), or None."""
-        if node.op.name not in WINDOW_OPS:
+        gradient) or a batch normalization op's in training (batch_norm_native.py), or
+        None; both are faster than NumPy's at every size, so "auto" takes them too."""
+        native = _NATIVE_KERNELS.get(node.op.name)
+        if native is None:
             return None
-        kernel, reason = window_kernel(node)
+        kernel, reason = native(node)
         self._decisions[node] = ("llvm" if kernel is not None else "numpy", reason)
         return kernel
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from .batch_norm_native import OPS as BATCH_NORM_OPS
+from .batch_norm_native import library_state as batch_norm_library_state
 from .compiler import STATS
+from .windows import OPS as WINDOW_OPS
 from .windows import library_state
 
 
@@ -31,7 +34,7 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
     others: Counter = Counter()
     for node, name in lowerings.items():
         if node.op.name != "fused":
-            if node in decisions:  # a window op offered to the native window kernels
+            if node in decisions:  # a window or batch norm op offered to native kernels
                 chosen, reason = decisions[node]
                 lines.append(f"  {node.op.name} at {node.location}: {chosen}: {reason}")
             else:
@@ -62,9 +65,13 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
         lines.append(f"  numpy (ops outside fused regions run their NumPy kernels): {listed}")
     if lowering is not None:
         lines.append(f"  LLVM code of this function: {lowering.compile_state()}")
-        if any(node.op.name != "fused" and chosen == "llvm"
-               for node, (chosen, _) in decisions.items()):
+        native = {node.op.name for node, (chosen, _) in decisions.items()
+                  if node.op.name != "fused" and chosen == "llvm"}
+        if native & set(WINDOW_OPS):
             lines.append(f"  LLVM window kernels (one library per process): {library_state()}")
+        if native & set(BATCH_NORM_OPS):
+            lines.append("  LLVM batch normalization kernels (one library per process): "
+                         f"{batch_norm_library_state()}")
         lines.append(f"  LLVM modules this process: {STATS['compiled']} compiled "
                      f"({STATS['compile_seconds']:.3f} s), {STATS['from_disk']} from the disk "
                      f"cache, {STATS['from_memory']} entries from memory")
