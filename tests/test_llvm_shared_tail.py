@@ -140,3 +140,27 @@ def test_scratch_is_reset_between_calls_and_private_to_each_thread():
     for thread in workers:
         thread.join()
     assert not failures
+
+
+def test_stages_with_nothing_in_common_do_not_share_loops():
+    """Two Adam-like updates whose leading dims happen to agree read nothing in common
+    but scalars: sharing their (3, 3) loops would only stop each from running as one
+    coalesced loop, so the plan keeps them apart."""
+    def build(p, g, q, h, lr):
+        return ew.sub(p, ew.mul(lr, g)), ew.sub(q, ew.mul(lr, h))
+    body, _ = fused_body(build, ("float32", (3, 3, 1, 32)), ("float32", (3, 3, 1, 32)),
+                         ("float32", (3, 3, 32, 64)), ("float32", (3, 3, 32, 64)),
+                         ("float32", ()))
+    assert make_plan(body).depth == 0
+
+
+def test_auto_runs_a_small_crossentropy_region_natively():
+    """W3's batch, 128 rows of 10 classes: ~50 us on NumPy (five reductions), ~20 native;
+    the cost model must see it (codegen/llvm/cost.py)."""
+    from graphk.codegen.llvm import cost
+    from graphk.codegen.llvm.extents import value_shapes
+    body, _ = _crossentropy("float32")
+    plan = make_plan(body)
+    shapes = value_shapes(body, _feeds(np.random.default_rng(7), "float32", 128))
+    extents = [shapes[stage.root] for stage in plan.stages]
+    assert not cost.numpy_is_faster(body, shapes, extents, plan.shared)

@@ -206,8 +206,9 @@ def make_plan(body: Graph) -> Plan:
         for value, _ in stage.stores:
             _reads(value, slot_of, stage.reads, seen)
     depth = _shared_depth(stages, slots, slot_of)
-    if depth:
-        return Plan(body, slots, stages, depth, slot_of, (True,) * len(stages))
+    everything = (True,) * len(stages)
+    if depth and (len(stages) == 1 or _reuse(stages, everything, slots, slot_of, depth)):
+        return Plan(body, slots, stages, depth, slot_of, everything)
     depth, shared = _shared_group(stages, slots, slot_of)
     return Plan(body, slots, stages, depth, slot_of, shared)
 
@@ -330,4 +331,22 @@ def _members(stages: list, slots: list, slot_of: dict, depth: int):
         if s == 0 and not inside:
             return None
         shared.append(inside)
-    return tuple(shared)
+    return tuple(shared) if _reuse(stages, shared, slots, slot_of, depth) else None
+
+
+def _reuse(stages: list, shared: tuple, slots: list, slot_of: dict, depth: int) -> bool:
+    """Whether sharing pays: some member reads rows an earlier member read or produced
+    (they are then in cache). Members with nothing in common but scalars (two weights
+    of an Adam update whose leading dims happen to agree) would only lose their loops'
+    coalescing (extents.coalesce merges no shared axis)."""
+    seen: set = set()
+    for stage, inside in zip(stages, shared):
+        if not inside:
+            continue
+        rows = {slots[slot].alias if slots[slot].kind == "view" else slot
+                for slot in stage.reads if slots[slot].value.type.ndim >= depth}
+        if seen & rows:
+            return True
+        seen.update(rows)
+        seen.update(slot_of[node.outputs[0]] for node in stage.nodes)
+    return False
