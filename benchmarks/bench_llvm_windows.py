@@ -8,17 +8,13 @@ cold compile and its load from the disk cache, each in a fresh process.
 Per-call figures are process CPU time (microseconds), medians over interleaved rounds:
 every round times each candidate once in turn, so machine noise hits them alike.
 """
-import json
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
 
-ROUNDS, REPEAT = 15, 200
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from native_library_bench import library_times, per_call  # noqa: E402
 
 
 def _cases():
@@ -54,61 +50,13 @@ def _cases():
     }
 
 
-def _cpu_us(fn, args) -> float:
-    start = time.process_time()
-    for _ in range(REPEAT):
-        fn(*args)
-    return (time.process_time() - start) / REPEAT * 1e6
-
-
-def per_call() -> None:
+def main() -> None:
     from graphk.codegen.llvm.windows import window_kernel
 
-    print(f"{'op':32s} {'numpy us':>9s} {'native us':>10s} {'speedup':>8s}")
-    for name, (out, args) in _cases().items():
-        node = out.node
-        native, reason = window_kernel(node)
-        assert native is not None, reason
-        numpy_kernel = node.op.bound_kernel(node.attrs)
-        np.testing.assert_array_equal(native(*args), numpy_kernel(*args))
-        times = {"numpy": [], "native": []}
-        for _ in range(ROUNDS):
-            times["numpy"].append(_cpu_us(numpy_kernel, args))
-            times["native"].append(_cpu_us(native, args))
-        numpy_us, native_us = (statistics.median(times[k]) for k in ("numpy", "native"))
-        print(f"{name:32s} {numpy_us:9.1f} {native_us:10.1f} {numpy_us / native_us:7.1f}x")
-
-
-CHILD = r"""
-import json, time
-from graphk.codegen.llvm import target
-target.initialize(); target.target_machine()
-from graphk.codegen.llvm import windows
-started = time.process_time()
-windows._load_library()
-print(json.dumps({"source": windows._library["source"], "wall": windows._library["seconds"],
-                  "cpu": time.process_time() - started}))
-"""
-
-
-def library_times(processes: int = 3) -> None:
-    """Cold compile (empty cache directory) and disk-cache load, each in its own process."""
-    results = {"compiled": [], "disk": []}
-    for _ in range(processes):
-        with tempfile.TemporaryDirectory() as directory:
-            env = dict(os.environ, GRAPHK_CACHE_DIR=directory)
-            for _ in range(2):  # the first compiles and stores, the second loads
-                done = subprocess.run([sys.executable, "-c", CHILD], env=env, check=True,
-                                      capture_output=True, text=True, cwd=os.getcwd())
-                result = json.loads(done.stdout)
-                results[result["source"]].append(result)
-    for source, runs in results.items():
-        wall = statistics.median(r["wall"] for r in runs) * 1e3
-        cpu = statistics.median(r["cpu"] for r in runs) * 1e3
-        print(f"window library {source:9s}: {wall:7.1f} ms wall, {cpu:7.1f} ms CPU "
-              f"(median of {len(runs)} processes)")
+    cases = {name: (out.node, args) for name, (out, args) in _cases().items()}
+    per_call(cases, window_kernel, np.testing.assert_array_equal)  # bit for bit
+    library_times("windows", "window library")
 
 
 if __name__ == "__main__":
-    per_call()
-    library_times()
+    main()

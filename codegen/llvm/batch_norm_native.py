@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from .batch_norm_emit import OPS, library_text, symbol
-from .library import NativeLibrary
+from .library import NativeLibrary, NativeOpKernel
 from .pointers import data_address
 
 __all__ = ["OPS", "batch_norm_kernel", "library_state"]
@@ -78,39 +78,18 @@ def _neutral_row(channels: int, dtype: str, value: float) -> np.ndarray:
     return row
 
 
-class BatchNormKernel:
+class BatchNormKernel(NativeOpKernel):
     """One node's native kernel: `kernel(*input_arrays) -> (three arrays)`."""
 
-    lowering = "llvm"
+    library = _LIBRARY
 
     def __init__(self, node, dtype: str):
-        self.op = node.op.name
+        super().__init__(node, dtype, symbol(node.op.name, dtype))
         attrs = node.attrs
         self.axes = tuple(attrs["axes"])  # leading: 0 .. len(axes) - 1 (batch_norm_kernel)
         self.ndim = node.inputs[0].type.ndim
         self.epsilon = float(attrs["epsilon"])
         self.scale = attrs["scale"]
-        self.dtype = np.dtype(dtype)
-        self.dtype_name = dtype
-        self.symbol = symbol(self.op, dtype)
-        self.numpy_kernel = node.op.bound_kernel(attrs)
-        self._function = None  # the library is loaded at the first call
-
-    def native(self):
-        function = self._function
-        if function is None:
-            function = self._function = _LIBRARY.functions()[self.symbol]
-        return function
-
-    def ready(self, array):
-        """`array` as native code reads it (C-contiguous and aligned), or None when it is
-        not an ndarray of the kernel's dtype."""
-        if array.__class__ is not np.ndarray or array.dtype is not self.dtype:
-            return None
-        flags = array.flags
-        if flags.c_contiguous and flags.aligned:
-            return array
-        return np.array(array, order="C")  # a fresh copy is both
 
     def ready_all(self, arrays: tuple):
         """Every input ready (see `ready`), or None when one is not an ndarray of the

@@ -22,10 +22,12 @@ import threading
 import time
 from typing import Callable, Iterable
 
+import numpy as np
+
 from .cache import code_fingerprint, disk_cache
 from .target import compile_ir, host_key, load_object
 
-__all__ = ["NativeLibrary"]
+__all__ = ["NativeLibrary", "NativeOpKernel"]
 
 
 class NativeLibrary:
@@ -74,3 +76,36 @@ class NativeLibrary:
             return "not loaded yet (compiled or read from the disk cache at their first call)"
         how = "compiled" if self.record["source"] == "compiled" else "loaded from the disk cache"
         return f"{how} at their first call, in {self.record['seconds'] * 1e3:.1f} ms"
+
+
+class NativeOpKernel:
+    """One node's kernel from a NativeLibrary, called like its NumPy kernel
+    (`kernel(*input_arrays)`); subclasses define `library` and the call."""
+
+    lowering = "llvm"
+    library: NativeLibrary
+
+    def __init__(self, node, dtype: str, symbol: str):
+        self.op = node.op.name
+        self.attrs = node.attrs
+        self.dtype = np.dtype(dtype)
+        self.dtype_name = dtype
+        self.symbol = symbol
+        self.numpy_kernel = node.op.bound_kernel(node.attrs)
+        self._function = None  # the library is loaded at the first call
+
+    def native(self):
+        function = self._function
+        if function is None:
+            function = self._function = self.library.functions()[self.symbol]
+        return function
+
+    def ready(self, array):
+        """`array` as native code reads it (C-contiguous and aligned), or None when it is
+        not an ndarray of the kernel's dtype."""
+        if array.__class__ is not np.ndarray or array.dtype is not self.dtype:
+            return None
+        flags = array.flags
+        if flags.c_contiguous and flags.aligned:
+            return array
+        return np.array(array, order="C")  # a fresh copy is both

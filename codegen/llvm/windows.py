@@ -32,7 +32,7 @@ import numpy as np
 from ...ir.ops.conv import resolve_spatial
 from ...ir.ops.pool import _windows
 from ...ir.ops.windows import window_layout
-from .library import NativeLibrary
+from .library import NativeLibrary, NativeOpKernel
 from .pointers import data_address
 from .window_emit import OPS, PARAMS, library_text, symbol
 
@@ -47,12 +47,6 @@ _PLANS = 512  # shape patterns remembered per op (each holds its tap table)
 _LIBRARY = NativeLibrary("window kernels", library_text,
                          [symbol(op, dtype) for op in OPS for dtype in FLOAT_DTYPES], _SIGNATURE)
 _library = _LIBRARY.record  # "functions", "owner", "source", "seconds" once loaded
-
-
-def _load_library() -> dict:
-    """symbol -> callable of every window kernel, compiled (or read from the disk cache)
-    on first need."""
-    return _LIBRARY.functions()
 
 
 def library_state() -> str:
@@ -186,39 +180,17 @@ def _max_pool_grad_plan(shapes, dtype, pool_size, strides, padding) -> _Plan:
 
 # --- the kernels: the NumPy kernel's signature, native code inside --------------------------
 
-class WindowKernel:
+class WindowKernel(NativeOpKernel):
     """One node's native window kernel: `kernel(*input_arrays) -> array`.
 
     Inputs that are not plain ndarrays of the node's dtype (a subclass, another byte
     order) run the node's NumPy kernel instead; that never happens for arrays the
     compiled program makes, which are of the declared dtypes."""
 
-    lowering = "llvm"
+    library = _LIBRARY
 
     def __init__(self, node, dtype: str):
-        self.op = node.op.name
-        self.attrs = node.attrs
-        self.dtype = np.dtype(dtype)
-        self.dtype_name = dtype
-        self.symbol = symbol(self.op, dtype)
-        self.numpy_kernel = node.op.bound_kernel(node.attrs)
-        self._function = None  # the library is loaded at the first call
-
-    def native(self):
-        function = self._function
-        if function is None:
-            function = self._function = _load_library()[self.symbol]
-        return function
-
-    def ready(self, array):
-        """`array` as native code reads it (C-contiguous and aligned), or None when it is
-        not an ndarray of the kernel's dtype."""
-        if array.__class__ is not np.ndarray or array.dtype is not self.dtype:
-            return None
-        flags = array.flags
-        if flags.c_contiguous and flags.aligned:
-            return array
-        return np.array(array, order="C")  # a fresh copy is both
+        super().__init__(node, dtype, symbol(node.op.name, dtype))
 
     def run(self, plan: _Plan, first, second=None, third=None):
         """Call the kernel on ready inputs; returns the output it allocated."""
