@@ -189,7 +189,22 @@ REGIONS = {
                                               reduce_mean(x, (0, 1), True))),
     "centered": ([("?", 4)], lambda x: ew.sub(x, reduce_mean(x, (0,), keepdims=True))),
     "3d middle axis": ([(2, "?", 3)], lambda x: ew.div(x, reduce_sum(ew.absolute(x), (1,), True))),
+    # rows sharing their loop while sums across it (and what reads them) follow: tail stages
+    "rows then batch mean": ([("?", 5), (5,)], lambda x, b: _rows_then_batch(x, b)),
+    "bias gradient": ([("?", 4), ("?", 4), (4,)],
+                      lambda d, a, b: (ew.relu_grad(d, a),
+                                       ew.sub(b, reduce_sum(ew.relu_grad(d, a), (0,))))),
+    "3d leading sums": ([("?", 3, 4)], lambda x: (ew.tanh(x), ew.mul(
+        reduce_sum(ew.tanh(x), (0, 1)), reduce_max(x, (0, 1, 2))))),
 }
+
+
+def _rows_then_batch(x, b):
+    """Softmax rows of x + b, their mean log-probability over the batch, and the bias
+    moved by the batch's summed softmax (W3's crossentropy region, shaped alike)."""
+    p = softmax(ew.add(x, b))
+    return (reduce_mean(ew.log(reduce_max(p, (1,))), (0,)), p,
+            ew.sub(b, reduce_sum(p, (0,))))
 
 
 def _region(name: str, dtype: str):
