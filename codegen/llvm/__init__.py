@@ -18,6 +18,7 @@ from .batch_norm_native import OPS as BATCH_NORM_OPS
 from .batch_norm_native import batch_norm_kernel
 from .compiler import ModuleBuilder, Region
 from .plan import Unsupported
+from .random_native import random_kernel
 from .runtime import FusedKernel
 from .windows import OPS as WINDOW_OPS
 from .windows import window_kernel
@@ -41,7 +42,8 @@ def compile_fused(node, small_on_numpy: bool = True) -> FusedKernel:
 
 # op name -> its native kernel's maker: (kernel, reason) or (None, why NumPy runs)
 _NATIVE_KERNELS = {**dict.fromkeys(WINDOW_OPS, window_kernel),
-                   **dict.fromkeys(BATCH_NORM_OPS, batch_norm_kernel)}
+                   **dict.fromkeys(BATCH_NORM_OPS, batch_norm_kernel),
+                   "random_binomial": random_kernel}
 
 
 class FunctionLowering:
@@ -84,8 +86,9 @@ class FunctionLowering:
 
     def _window_kernel(self, node):
         """A window op's native kernel (windows.py: im2col, col2im, max pooling and its
-        gradient) or a batch normalization op's in training (batch_norm_native.py), or
-        None; both are faster than NumPy's at every size, so "auto" takes them too."""
+        gradient), a batch normalization op's in training (batch_norm_native.py) or
+        random_binomial's (random_native.py: Dropout's masks), or None; they are faster
+        than NumPy's at every size, so "auto" takes them too."""
         native = _NATIVE_KERNELS.get(node.op.name)
         if native is None:
             return None

@@ -91,8 +91,17 @@ class NativeOpKernel:
         self.dtype = np.dtype(dtype)
         self.dtype_name = dtype
         self.symbol = symbol
-        self.numpy_kernel = node.op.bound_kernel(node.attrs)
+        self._op = node.op
+        self._numpy = None
         self._function = None  # the library is loaded at the first call
+
+    @property
+    def numpy_kernel(self):
+        """The node's NumPy kernel, made on first need (a random op's would take a seed
+        from NumPy's global RNG, which the native kernel already took)."""
+        if self._numpy is None:
+            self._numpy = self._op.bound_kernel(self.attrs)
+        return self._numpy
 
     def native(self):
         function = self._function

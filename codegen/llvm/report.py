@@ -6,6 +6,7 @@ from collections import Counter
 from .batch_norm_native import OPS as BATCH_NORM_OPS
 from .batch_norm_native import library_state as batch_norm_library_state
 from .compiler import STATS
+from .random_native import library_state as random_library_state
 from .windows import OPS as WINDOW_OPS
 from .windows import library_state
 
@@ -34,7 +35,7 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
     others: Counter = Counter()
     for node, name in lowerings.items():
         if node.op.name != "fused":
-            if node in decisions:  # a window or batch norm op offered to native kernels
+            if node in decisions:  # an op offered to a native kernel library
                 chosen, reason = decisions[node]
                 lines.append(f"  {node.op.name} at {node.location}: {chosen}: {reason}")
             else:
@@ -72,6 +73,9 @@ def lowering_text(backend: str, lowering, lowerings: dict) -> str:
         if native & set(BATCH_NORM_OPS):
             lines.append("  LLVM batch normalization kernels (one library per process): "
                          f"{batch_norm_library_state()}")
+        if "random_binomial" in native:
+            lines.append("  LLVM random kernels (one library per process): "
+                         f"{random_library_state()}")
         lines.append(f"  LLVM modules this process: {STATS['compiled']} compiled "
                      f"({STATS['compile_seconds']:.3f} s), {STATS['from_disk']} from the disk "
                      f"cache, {STATS['from_memory']} entries from memory")
