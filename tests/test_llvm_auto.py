@@ -12,7 +12,7 @@ from graphk import backend as K
 from graphk.codegen.llvm import cache, compile_fused, cost
 from graphk.codegen.llvm.compiler import STATS
 from graphk.codegen.llvm.extents import value_shapes
-from graphk.codegen.llvm.pointers import data_address
+from graphk.codegen.llvm.pointers import DATA_OFFSET, buffer_word, data_address
 
 
 def _chain(x, scale):
@@ -153,6 +153,14 @@ def test_data_address_is_the_arrays_data_pointer(make):
     array = make()
     assert data_address(array) == array.ctypes.data
     assert ctypes.c_void_p(data_address(array)).value == array.ctypes.data
+    # what fused kernels' entries read the pointer from (kernel.py _entry)
+    word = buffer_word(array)
+    if DATA_OFFSET is None:
+        assert word == array.ctypes.data
+    else:
+        assert word == id(array)
+        assert (ctypes.c_void_p.from_address(word + DATA_OFFSET).value or 0) == \
+            array.ctypes.data
 
 
 @pytest.mark.parametrize("backend", ["numpy", "llvm", "auto"])

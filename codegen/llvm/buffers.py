@@ -9,7 +9,8 @@ words never change between calls:
   identities by a single copy from a template, instead of one np.full per
   reduction per call (a crossentropy region has six: ~8 us of its ~15);
 - a view reads its alias's buffer (the kernel uses the alias's word anyway).
-Only the inputs' and outputs' words are written per call. An arena and its
+Only the inputs' and outputs' words are written per call: their object addresses,
+from which the kernel's entry reads the data pointers (pointers.py `buffer_word`). An arena and its
 word array form one `Entry`; calls take an entry from a pool and give it back,
 so two threads running the same kernel at once never share scratch (a second
 entry is made when the pool is empty: list.pop and append are atomic).
@@ -20,20 +21,22 @@ from array import array
 
 import numpy as np
 
-from .pointers import data_address
+from .pointers import buffer_word, data_address
 
 ALIGNMENT = 64  # each scratch buffer starts on a cache line (and a full AVX-512 vector)
 
 
 class Entry:
-    """One call's scratch arena and the word array holding every slot's address."""
+    """One call's scratch arena, a view of it per scratch slot, and the word array holding
+    every slot's buffer word (pointers.py `buffer_word`)."""
 
-    __slots__ = ("arena", "scratch", "words", "address")
+    __slots__ = ("arena", "scratch", "views", "words", "address")
 
     def __init__(self, size: int, slots: int):
         self.arena = np.empty(size + ALIGNMENT, np.uint8)
         start = -data_address(self.arena) % ALIGNMENT
         self.scratch = self.arena[start:start + size]  # template.size bytes, aligned
+        self.views: list = []  # kept alive with the entry: the words may be their addresses
         self.words = array(WORD, bytes(slots * array(WORD).itemsize))
         self.address = self.words.buffer_info()[0]
 
@@ -73,11 +76,12 @@ class CallBuffers:
         if self._pool:
             return self._pool.pop()
         entry = Entry(self.template.size, self.slots)
-        base = data_address(entry.scratch) if self.template.size else 0
         for slot, offset in self._offsets:
-            entry.words[slot] = base + offset
+            view = entry.scratch[offset:]  # starts at the slot's buffer (its end is unread)
+            entry.views.append(view)
+            entry.words[slot] = buffer_word(view)
         for slot, constant in self.constants.items():
-            entry.words[slot] = data_address(constant)
+            entry.words[slot] = buffer_word(constant)
         return entry
 
     def give(self, entry: Entry) -> None:
@@ -90,14 +94,14 @@ class CallBuffers:
         if self.template.size:
             np.copyto(entry.scratch, self.template)
         for slot, position in self.inputs:
-            words[slot] = data_address(arrays[position])
+            words[slot] = buffer_word(arrays[position])
         if self._plain:
             made = [np.empty(shape, dtype) for _, shape, dtype, _, _ in self.outputs]
         else:
             made = [self._output(arrays, shape, dtype, fill, donor)
                     for _, shape, dtype, fill, donor in self.outputs]
         for (slot, _, _, _, _), buffer in zip(self.outputs, made):
-            words[slot] = data_address(buffer)
+            words[slot] = buffer_word(buffer)
         for slot, alias in self.views:
             words[slot] = words[alias]
         return made

@@ -26,6 +26,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .pointers import DATA_OFFSET
 from .target import host_key
 
 MAGIC = b"graphk-llvm-object-v2\n"
@@ -99,9 +100,9 @@ def code_fingerprint() -> str:
 
 
 def kernel_key(region: str, variant: str) -> str:
-    """The key of one compiled entry point: its region, its variant, the host and the
-    code generator's sources."""
-    text = f"{region}\n{variant}\n{host_key()}\n{code_fingerprint()}"
+    """The key of one compiled entry point: its region, its variant, the host, the
+    code generator's sources and how entries find data pointers (pointers.py)."""
+    text = f"{region}\n{variant}\n{host_key()}\n{code_fingerprint()}\n{DATA_OFFSET}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -33,6 +33,7 @@ from .loops import identity  # noqa: F401  (runtime.py imports it from here)
 from .loops import (MATH_OPS, WHOLE_VECTORS, combiner, for_range, loop_hints,
                     reduction_interleave, scalar_loop, start_value)
 from .plan import Plan, Unsupported, accumulate_dtype
+from .pointers import DATA_OFFSET
 from .rows import RowStages
 from .scalar_llvm import LLVMScalarBuilder, Scalar, register_type
 
@@ -159,13 +160,19 @@ class Emitter(RowStages):
         return fn
 
     def _entry(self, suffix: str, extra: list, body: ir.Function) -> None:
-        """`void name.suffix(begin, end, ptr* buffers, extra...)`: loads pointers, calls body."""
+        """`void name.suffix(begin, end, ptr* buffers, extra...)`: loads pointers, calls body.
+        `buffers` holds the arrays' object addresses, whose data pointers sit DATA_OFFSET
+        bytes in (pointers.py), or the data pointers themselves when that is unknown."""
         fnty = ir.FunctionType(ir.VoidType(), [I64, I64, PTR] + extra)
         fn = ir.Function(self.module, fnty, f"{self.name}.{suffix}")
         fn.attributes.add("nounwind")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         pointers = [b.load(b.gep(fn.args[2], [ir.Constant(I64, k)], source_etype=PTR), typ=PTR)
                     for k in range(len(self.plan.slots))]
+        if DATA_OFFSET is not None:
+            offset = ir.Constant(I64, DATA_OFFSET)
+            pointers = [b.load(b.gep(p, [offset], source_etype=ir.IntType(8)), typ=PTR)
+                        for p in pointers]
         b.call(body, [fn.args[0], fn.args[1]] + pointers + list(fn.args[3:]))
         b.ret_void()
 
