@@ -5,8 +5,7 @@ compile and its load from the disk cache, each in a fresh process.
 
     taskset -c 0 env OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_llvm_batch_norm.py
 
-Per-call figures are process CPU time (microseconds), medians over interleaved rounds:
-every round times each candidate once in turn, so machine noise hits them alike.
+(timed as benchmarks/native_library_bench.py says)
 """
 import os
 import sys
@@ -14,18 +13,15 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from native_library_bench import library_times, per_call  # noqa: E402
+from native_library_bench import (library_times, per_call,  # noqa: E402
+                                   placeholder_like)
 
 
 def _cases():
-    from graphk.ir.ops.leaf import placeholder
     from graphk.ir.ops.normalization import batch_norm_train, batch_norm_train_grad
-    from graphk.ir.types import TensorType
 
     rng = np.random.default_rng(0)
-
-    def value(array):
-        return placeholder(TensorType(str(array.dtype), array.shape))
+    value = placeholder_like  # an IR placeholder of the array's type
 
     cases = {}
     for shape in ((32, 8, 8, 32), (32, 4, 4, 64)):

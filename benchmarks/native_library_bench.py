@@ -1,6 +1,8 @@
 """What bench_llvm_windows.py and bench_llvm_batch_norm.py share: per-call CPU time of a
-native kernel against the node's NumPy kernel in interleaved rounds, and a native
-library's cold compile and disk-cache load, each measured in a fresh process."""
+native kernel against the node's NumPy kernel in interleaved rounds (process CPU time in
+microseconds, medians; every round times each candidate once in turn, so machine noise
+hits them alike), and a native library's cold compile and disk-cache load, each measured
+in a fresh process."""
 import json
 import os
 import statistics
@@ -10,6 +12,13 @@ import tempfile
 import time
 
 ROUNDS, REPEAT = 15, 200
+
+
+def placeholder_like(array):
+    """An IR placeholder of the array's dtype and shape (to build the node to time)."""
+    from graphk.ir.ops.leaf import placeholder
+    from graphk.ir.types import TensorType
+    return placeholder(TensorType(str(array.dtype), array.shape))
 
 
 def _cpu_us(fn, args) -> float:

@@ -6,18 +6,16 @@ they do not cover stays on NumPy with the reason; K.function's "llvm" lowering r
 in a Keras-style training step and says so in fn.report()."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from graphk import backend as K
-from graphk.codegen.llvm.batch_norm_native import batch_norm_kernel, library_state
+from graphk.codegen.llvm import batch_norm_native
+from graphk.codegen.llvm.batch_norm_native import batch_norm_kernel
 from graphk.ir.ops.leaf import placeholder
 from graphk.ir.ops.normalization import batch_norm_train, batch_norm_train_grad
 from graphk.ir.types import TensorType
+from llvm_regions import assert_loads_at_first_call
 
 DTYPES = ("float32", "float64")
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
@@ -243,21 +241,11 @@ def test_report_names_why_batch_norm_stays_on_numpy():
 
 def test_library_loads_at_the_first_call_not_when_a_function_is_built():
     """In a fresh process: building a function compiles nothing; its first call loads
-    the library (from the disk cache these tests filled)."""
-    child = (
-        "import numpy as np\n"
-        "from graphk import backend as K\n"
-        "from graphk.codegen.llvm import batch_norm_native\n"
+    the library (from the disk cache this process's load filled)."""
+    batch_norm_native._LIBRARY.functions()
+    assert_loads_at_first_call(
+        "batch_norm_native",
         "x = K.placeholder((None, 3))\n"
-        "y = K.normalize_batch_in_training(x, None, None, [0])[0]\n"
-        "fn = K.function([x], [y], backend='llvm')\n"
-        "assert 'functions' not in batch_norm_native._LIBRARY.record\n"
-        "fn([np.ones((4, 3), 'float32')])\n"
-        "assert 'functions' in batch_norm_native._LIBRARY.record\n"
-        "print(batch_norm_native.library_state())\n")
-    library_state()
-    _forward((5, 3), (0,), "float32")[0](*_forward((5, 3), (0,), "float32")[2])  # loaded here
-    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert done.returncode == 0, done.stderr
-    assert "at their first call" in done.stdout
+        "fn = K.function([x], [K.normalize_batch_in_training(x, None, None, [0])[0]], "
+        "backend='llvm')",
+        "fn([np.ones((4, 3), 'float32')])")

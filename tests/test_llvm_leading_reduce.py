@@ -37,7 +37,7 @@ def test_leading_axis_reduction_matches_numpy(dtype, op, layout):
     kernel = llvm_kernel(node)
     rng = np.random.default_rng(11)
     for rows in (1, 7, 130):
-        def make():
+        def make(rows=rows):
             if layout == "sliced":  # every other column of a wider array
                 return rng.standard_normal((rows, 2 * COLUMNS)).astype(dtype)[:, ::2]
             if layout == "transposed":

@@ -5,18 +5,16 @@ odd and empty sizes and non-contiguous inputs; K.function's "llvm" lowering runs
 says so in fn.report(), and what they do not cover stays on NumPy with the reason."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from graphk import backend as K
-from graphk.codegen.llvm.windows import library_state, window_kernel
+from graphk.codegen.llvm import windows
+from graphk.codegen.llvm.windows import window_kernel
 from graphk.ir.ops import conv, pool
 from graphk.ir.ops.leaf import placeholder
 from graphk.ir.types import TensorType
+from llvm_regions import assert_loads_at_first_call
 
 DTYPES = ("float32", "float64")
 SPECIALS = (np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0)
@@ -273,19 +271,10 @@ def test_report_names_why_a_window_op_stays_on_numpy():
 
 def test_library_loads_at_the_first_call_not_when_a_function_is_built():
     """In a fresh process: building a function compiles nothing; its first call loads
-    the library (from the disk cache these tests filled)."""
-    child = (
-        "import numpy as np\n"
-        "from graphk import backend as K\n"
-        "from graphk.codegen.llvm import windows\n"
+    the library (from the disk cache this process's load filled)."""
+    windows._LIBRARY.functions()
+    assert_loads_at_first_call(
+        "windows",
         "x = K.placeholder((None, 4, 4, 2))\n"
-        "fn = K.function([x], [K.pool2d(x, (2, 2), strides=(2, 2))], backend='llvm')\n"
-        "assert 'functions' not in windows._library\n"
-        "fn([np.ones((1, 4, 4, 2), 'float32')])\n"
-        "assert 'functions' in windows._library\n"
-        "print(windows.library_state())\n")
-    library_state()  # this process's library is loaded, so the disk cache holds it
-    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert done.returncode == 0, done.stderr
-    assert "at their first call" in done.stdout
+        "fn = K.function([x], [K.pool2d(x, (2, 2), strides=(2, 2))], backend='llvm')",
+        "fn([np.ones((1, 4, 4, 2), 'float32')])")

@@ -63,7 +63,7 @@ class CallBuffers:
             size += -(-int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
                       // ALIGNMENT) * ALIGNMENT
         self.template = np.empty(size, np.uint8)
-        for (slot, offset), (_, shape, dtype, identity) in zip(self._offsets, scratch):
+        for (_, offset), (_, shape, dtype, identity) in zip(self._offsets, scratch):
             count = int(np.prod(shape, dtype=np.int64))
             self.template[offset:offset + count * np.dtype(dtype).itemsize].view(dtype)[:] = \
                 identity
