@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from ...ir.dtypes import DTypeError
 from ...ir.scalar import MATH_FUNCTIONS
+from .element import Element
 from .layout import Layout, inner_strides, is_full
 from .loops import identity  # noqa: F401  (runtime.py imports it from here)
 from .loops import (MATH_OPS, WHOLE_VECTORS, combiner, for_range, loop_hints,
                     reduction_interleave, scalar_loop, start_value)
-from .plan import Plan, Unsupported, accumulate_dtype
+from .plan import Plan, accumulate_dtype
 from .pointers import DATA_OFFSET
 from .rows import RowStages
 from .scalar_llvm import LLVMScalarBuilder, Scalar, register_type
@@ -45,61 +45,6 @@ _STORAGE = {"bool": ir.IntType(8)}
 def storage_type(dtype: str) -> ir.Type:
     """The LLVM type of one element in memory (bool is a byte)."""
     return _STORAGE.get(dtype) or register_type(dtype)
-
-
-# --- element values ------------------------------------------------------------------
-
-def _python_number(array, dtype: str):
-    item = array.reshape(()).item()
-    return bool(item) if dtype == "bool" else item
-
-
-class Element:
-    """Values of one stage at one loop point, computed on demand and memoized."""
-
-    def __init__(self, emitter: "Emitter", address):
-        self.emitter = emitter
-        self.address = address  # slot -> pointer to this point's element
-        self.memo: dict = {}
-
-    def value(self, v) -> Scalar:
-        stack = [v]
-        while stack:  # iterative: long chains need no deep recursion
-            top = stack[-1]
-            if top in self.memo:
-                stack.pop()
-                continue
-            pending = self._pending_inputs(top)
-            if pending:
-                stack.extend(pending)
-                continue
-            self.memo[top] = self._compute(top)
-            stack.pop()
-        return self.memo[v]
-
-    def _pending_inputs(self, v) -> list:
-        if v in self.emitter.plan.slot_of or v.node.op.name == "constant":
-            return []
-        return [u for u in v.node.inputs if u not in self.memo]
-
-    def _compute(self, v) -> Scalar:
-        e = self.emitter
-        node = v.node
-        if v in e.plan.slot_of:
-            return e.load(self.address(e.plan.slot_of[v]), v)
-        if node.op.name == "constant":
-            return e.sb.const(_python_number(node.attrs["value"], v.type.dtype), v.type.dtype)
-        args = [self.memo[u] for u in node.inputs]
-        try:
-            result = node.op.scalar(e.sb, *args, **node.attrs)
-        except DTypeError as error:  # a rule that does not cover these dtypes
-            dtypes = ", ".join(u.type.dtype for u in node.inputs)
-            raise Unsupported(f"{node.op.name} (built at {node.location}): its scalar rule "
-                              f"fails for ({dtypes}): {error}") from None
-        if result.dtype != v.type.dtype:
-            raise Unsupported(f"{node.op.name} (built at {node.location}): its scalar rule gives "
-                              f"{result.dtype}, the node's type is {v.type.dtype}")
-        return result
 
 
 class Emitter(RowStages):
