@@ -14,9 +14,10 @@ decides the thread count of every product itself:
 - **The budget** (`budget()`) is how many threads graphk may run at once.
   `GRAPHK_NUM_THREADS=n` or `graphk.set_num_threads(n)` fixes it. By default
   it is the number of cores this process may use (CPU affinity and a cgroup
-  CPU quota both count) that other processes leave idle, measured from
-  /proc/stat over the last half second, less our own CPU time; never fewer
-  than one. That is what a user on a shared laptop or a busy server wants:
+  CPU quota both count) that other processes leave idle: idle over the last
+  half second (/proc/stat, less our own CPU time), or idle right now (nobody
+  else runnable: processes taking turns with us), as cpu_load.py measures it;
+  never fewer than one. That is what a user on a shared laptop or a busy server wants:
   graphk takes the cores nobody else is using and gives them back when
   somebody is, instead of fighting them.
 - **Per product** (`blas_threads(m * n * k)`), a thread is worth adding only
@@ -36,13 +37,13 @@ decides the thread count of every product itself:
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
-import time
 from contextlib import contextmanager
 
 import numpy as np
+
+from .cpu_load import IDLE_SHARE, LOAD_INTERVAL, IdleCores, capacity, idle_cores  # noqa: F401
 
 ENVIRONMENT_VARIABLE = "GRAPHK_NUM_THREADS"
 
@@ -55,10 +56,6 @@ ENVIRONMENT_VARIABLE = "GRAPHK_NUM_THREADS"
 # machine; so only products of a few hundred microseconds or more are split.
 BLAS_WORK_PER_THREAD = 8_000_000
 
-# How long one measurement of the other processes' load is trusted (seconds).
-LOAD_INTERVAL = 0.5
-# A core counts as idle when other processes use at most this much of it.
-IDLE_SHARE = 0.2
 
 
 # --- the budget ----------------------------------------------------------------------------
@@ -122,103 +119,9 @@ def blas_threads(work: int) -> int:
     return count
 
 
-# --- cores: ours, and how many the other processes leave idle -----------------------------
+# --- cores: ours, and how many the other processes leave idle (cpu_load.py) ---------------
 
-def _cgroup_quota() -> float | None:
-    """Cores a cgroup CPU quota allows (v2 cpu.max or v1 cfs), None when there is none."""
-    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),
-                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), None])):
-        try:
-            with open(path) as handle:
-                quota, period = parse(handle.read())
-            if period is None:
-                with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as handle:
-                    period = handle.read().strip()
-        except (OSError, ValueError):
-            continue
-        if quota in ("max", "-1"):
-            return None
-        return max(int(quota) / int(period), 1.0)
-    return None
-
-
-def _our_cpus() -> list:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return list(range(os.cpu_count() or 1))
-
-
-def capacity() -> int:
-    """Cores this process may use: its CPU affinity, capped by a cgroup CPU quota."""
-    cores = len(_our_cpus())
-    quota = _cgroup_quota()
-    return max(1, min(cores, math.floor(quota))) if quota else max(1, cores)
-
-
-def _busy_seconds(cpus: list) -> float | None:
-    """CPU seconds all processes have spent on `cpus` since boot (None without /proc/stat)."""
-    try:
-        with open("/proc/stat") as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return None
-    wanted = {f"cpu{c}" for c in cpus}
-    ticks = 0
-    for line in lines:
-        fields = line.split()
-        if fields and fields[0] in wanted:  # user nice system idle iowait irq softirq steal
-            numbers = [int(f) for f in fields[1:9]]
-            ticks += sum(numbers) - numbers[3] - numbers[4]
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-class _IdleCores:
-    """Cores of ours that other processes leave idle, re-measured every LOAD_INTERVAL.
-
-    Busy time on our CPUs over the interval, less our own CPU time (which
-    counts our BLAS helpers too), is the other processes' load.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._mark = self._sample()
-        self._free = 1  # until the first measurement: a wrong 1 costs little, a wrong 2 much
-
-    @staticmethod
-    def _sample():
-        cpus = _our_cpus()
-        return time.monotonic(), _busy_seconds(cpus), time.process_time(), cpus
-
-    def cores(self) -> int:
-        if time.monotonic() - self._mark[0] >= LOAD_INTERVAL:
-            self._measure()
-        return self._free
-
-    def _measure(self) -> None:
-        if not self._lock.acquire(blocking=False):  # another thread is measuring
-            return
-        try:
-            then, mark = self._mark, self._sample()
-            self._mark = mark
-            limit = capacity()
-            if then[1] is None or mark[1] is None or then[3] != mark[3]:
-                self._free = limit  # no /proc/stat, or our CPUs changed: assume idle
-                return
-            self._free = idle_cores(len(mark[3]), limit, busy=mark[1] - then[1],
-                                    ours=mark[2] - then[2], wall=mark[0] - then[0])
-        finally:
-            self._lock.release()
-
-
-def idle_cores(cpus: int, limit: int, busy: float, ours: float, wall: float) -> int:
-    """Cores (at most `limit`) that other processes left idle over `wall` seconds, in which
-    all processes together spent `busy` CPU seconds on our `cpus` and we spent `ours`."""
-    others = max(0.0, busy - ours) / wall if wall > 0 else 0.0
-    return max(1, min(limit, math.floor(cpus - others + IDLE_SHARE)))
-
-
-_idle = _IdleCores()
+_idle = IdleCores()
 
 
 # --- leases: concurrent callers share the budget ------------------------------------------

@@ -274,3 +274,31 @@ def test_switch_on_a_scalar_condition_is_a_fresh_copy_of_one_side():
             np.testing.assert_array_equal(got, want)
             assert got.flags.writeable and not np.shares_memory(got, then) \
                 and not np.shares_memory(got, otherwise)
+
+
+def test_cores_idle_right_now_are_taken_a_spinner_keeps_its_core(monkeypatch):
+    """The window saw another process busy on one of two cores; whether graphk takes that
+    core depends on whether anybody else is runnable when it measures (cpu_load.py)."""
+    from graphk import cpu_load
+
+    def measured(others_now):
+        monkeypatch.setattr(cpu_load, "_others_running", lambda: others_now)
+        monkeypatch.setattr(cpu_load, "_our_cpus", lambda: [0, 1])
+        monkeypatch.setattr(cpu_load, "capacity", lambda: 2)
+        idle = cpu_load.IdleCores()
+        start = idle._mark
+        # over one second: 1 s of another process's time on our CPUs, none of ours
+        idle._mark = (start[0] - 1.0, 0.0, start[2], [0, 1])
+        monkeypatch.setattr(cpu_load, "_busy_seconds", lambda cpus: 1.0)
+        monkeypatch.setattr(cpu_load.time, "process_time", lambda: start[2])
+        idle._measure()
+        return idle._free
+    assert measured(0) == 2  # it took turns with us: idle while we compute
+    assert measured(1) == 1  # still running (a spinner): its core stays its own
+    assert measured(None) == 1  # no /proc/loadavg: the window decides
+
+
+def test_others_running_reads_the_machine():
+    from graphk import cpu_load
+    others = cpu_load._others_running()
+    assert others is None or others >= 0
