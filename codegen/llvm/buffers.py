@@ -73,8 +73,10 @@ class CallBuffers:
 
     def take(self) -> Entry:
         """An entry for one call (give it back with `give`)."""
-        if self._pool:
-            return self._pool.pop()
+        try:
+            return self._pool.pop()  # atomic: two threads never get the same entry
+        except IndexError:  # none free (or another thread took the last one just now)
+            pass
         entry = Entry(self.template.size, self.slots)
         for slot, offset in self._offsets:
             view = entry.scratch[offset:]  # starts at the slot's buffer (its end is unread)
