@@ -318,13 +318,13 @@ def _members(stages: list, slots: list, slot_of: dict, depth: int):
                                              zip(shape[:depth], first[:depth]))
         if stage.reduced_axes and min(stage.reduced_axes) < depth and stage.kind == "pick":
             inside = False  # a pick pins its axis: it cannot be one of the shared loops
-        for slot in stage.reads if inside else ():
-            if slots[slot].kind == "view":
-                slot = slots[slot].alias
+        for read in stage.reads if inside else ():
+            slot = slots[read].alias if slots[read].kind == "view" else read
             if slot not in producer:
                 continue  # an input or constant: any element can be read at any time
             before = stages[producer[slot]]
-            inside = (shared[producer[slot]] and slots[slot].value.type.ndim == stage.rank
+            # read in its own shape (a view's, for a view) at this row: rank-aligned
+            inside = (shared[producer[slot]] and slots[read].value.type.ndim == stage.rank
                       and not (before.reduced_axes and min(before.reduced_axes) < depth))
             if not inside:
                 break
