@@ -171,3 +171,17 @@ def test_a_file_being_written_is_never_loaded(disk):
     with open(os.path.join(disk.directory, "abandoned.tmp"), "wb") as stray:
         stray.write(complete[: len(complete) // 3])
     assert _compile_and_check(5.875) == (0, 1)
+
+
+def test_a_killed_writers_leftover_is_swept_a_live_one_is_not(disk):
+    """A temporary file older than STALE_SECONDS is a killed writer's: the next store
+    removes it. A fresh one may be another process's write in flight: it stays."""
+    os.makedirs(disk.directory, exist_ok=True)
+    old, fresh = (os.path.join(disk.directory, name) for name in ("old.tmp", "fresh.tmp"))
+    for path in (old, fresh):
+        with open(path, "wb") as handle:
+            handle.write(b"partial")
+    past = os.path.getmtime(old) - cache.STALE_SECONDS - 60
+    os.utime(old, (past, past))
+    assert _compile_and_check(6.125) == (1, 0)  # compiles and stores: the sweep runs
+    assert not os.path.exists(old) and os.path.exists(fresh)

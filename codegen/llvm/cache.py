@@ -22,6 +22,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -30,6 +31,8 @@ from .pointers import DATA_OFFSET
 from .target import host_key
 
 MAGIC = b"graphk-llvm-object-v2\n"
+# A temporary file this old is a killed writer's leftover (a live one renames it at once).
+STALE_SECONDS = 600
 MEMORY_ENTRIES = 512
 
 
@@ -153,6 +156,19 @@ class DiskCache:
             os.path.expanduser("~"), ".cache", "graphk")
         self.enabled = True
         self.disabled_because: str | None = None
+        self._swept = False  # stale temporary files removed (once per process, at a store)
+
+    def _sweep(self) -> None:
+        """Remove temporary files a killed writer left (older than STALE_SECONDS: a live
+        writer renames its file within moments), so they do not pile up."""
+        self._swept = True
+        cutoff = time.time() - STALE_SECONDS
+        for entry in os.scandir(self.directory):
+            try:
+                if entry.name.endswith(".tmp") and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:  # another process removed or renamed it first
+                continue
 
     def _path(self, key: str) -> str:
         return os.path.join(self.directory, f"{key}.o")
@@ -185,6 +201,8 @@ class DiskCache:
                   hashlib.sha256(obj).digest())
         try:
             os.makedirs(self.directory, exist_ok=True)
+            if not self._swept:
+                self._sweep()
             fd, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(header + obj)
