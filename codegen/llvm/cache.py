@@ -163,7 +163,11 @@ class DiskCache:
         writer renames its file within moments), so they do not pile up."""
         self._swept = True
         cutoff = time.time() - STALE_SECONDS
-        for entry in os.scandir(self.directory):
+        try:
+            entries = list(os.scandir(self.directory))
+        except OSError:  # not listable: storing may still work, so leave it at that
+            return
+        for entry in entries:
             try:
                 if entry.name.endswith(".tmp") and entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)
