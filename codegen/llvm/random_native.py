@@ -49,6 +49,8 @@ def library_state() -> str:
 def _stream_failure() -> str | None:
     """Why the native stream cannot stand in for NumPy's (None when it matches), checked
     once per process on generators of its own: outputs and the state after them."""
+    if "failure" in _checked:  # every call asks: no lock once the answer is known
+        return _checked["failure"]
     with _check_lock:
         if "failure" not in _checked:
             _checked["failure"] = _compare_streams()
